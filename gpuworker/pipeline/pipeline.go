@@ -1,0 +1,393 @@
+// Package pipeline runs LatentSync on one video and one speech track: it
+// streams the video through ffmpeg chunk by chunk (16 frames), aligns the face,
+// denoises the mouth region with the audio-conditioned UNet and blends the
+// result back into the original frames.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"github.com/latentsync/latentsync-service/gpuworker/audio"
+	"github.com/latentsync/latentsync-service/gpuworker/bundle"
+	"github.com/latentsync/latentsync-service/gpuworker/ddim"
+	"github.com/latentsync/latentsync-service/gpuworker/face"
+	"github.com/latentsync/latentsync-service/gpuworker/infer"
+	"github.com/latentsync/latentsync-service/internal/joberr"
+	"github.com/latentsync/latentsync-service/internal/media"
+	"github.com/latentsync/latentsync-service/internal/raster"
+)
+
+// FaceSearchFrames is how far into the video a face must appear before the
+// job fails with NO_FACE_DETECTED.
+const FaceSearchFrames = 50
+
+// Request is one lip-sync job.
+type Request struct {
+	VideoPath, AudioPath, OutputPath string
+	Steps                            int     // 0: the bundle's default
+	Guidance                         float64 // 0: the bundle's default; 1 disables guidance
+	Seed                             uint64
+	SyncMode                         SyncMode
+	// WorkDir is where the job's own temporary directory is made ("" = os.TempDir()).
+	WorkDir string
+	// Progress, when set, is called after each chunk.
+	Progress func(Progress)
+	// Canceled, when set, is asked between chunks; true stops the job with CANCELED.
+	Canceled func(context.Context) bool
+}
+
+// Progress reports frames done in the current stage.
+type Progress struct {
+	Stage       string
+	Done, Total int
+}
+
+// Result describes the written output.
+type Result struct {
+	Frames          int
+	Width, Height   int
+	DurationSeconds float64
+	Stages          []StageTiming
+}
+
+// Pipeline holds the loaded bundle and the per-bundle constants; one job runs
+// at a time on it (the sessions are not shared between concurrent runs).
+type Pipeline struct {
+	b        *bundle.Bundle
+	p        bundle.Parameters
+	detector *face.Detector
+	template face.Template
+	log      *slog.Logger
+
+	res, lat   int       // crop side and latent side
+	pixelMask  []float32 // res*res: 1 keep, 0 regenerate (the masked-image input)
+	latentMask []float32 // lat*lat, the UNet's mask channel
+	alpha      []float32 // res*res blend weight of generated pixels
+}
+
+// New prepares a pipeline for a loaded bundle.
+func New(b *bundle.Bundle, log *slog.Logger) (*Pipeline, error) {
+	p := b.Manifest.Parameters
+	det, err := face.NewDetector(b.FaceDetector)
+	if err != nil {
+		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "face detector of bundle %s", b.Dir)
+	}
+	tmpl := face.Template{
+		RightEye: face.Point{X: p.FaceTemplate.RightEye[0], Y: p.FaceTemplate.RightEye[1]},
+		LeftEye:  face.Point{X: p.FaceTemplate.LeftEye[0], Y: p.FaceTemplate.LeftEye[1]},
+		Nose:     face.Point{X: p.FaceTemplate.Nose[0], Y: p.FaceTemplate.Nose[1]},
+	}
+	if err := tmpl.Validate(); err != nil {
+		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "face template of bundle %s", b.Dir)
+	}
+	res := p.Resolution
+	pl := &Pipeline{b: b, p: p, detector: det, template: tmpl, log: log, res: res, lat: res / 8}
+	if pl.pixelMask, err = face.MouthMask(res, p.Mask.Bounds()); err != nil {
+		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "mask of bundle %s", b.Dir)
+	}
+	pl.latentMask = downsampleMask(pl.pixelMask, res, pl.lat)
+	// Erode so the seam sits inside the generated region and feather within
+	// that margin, so nothing outside the mask changes; both scale with the crop.
+	if pl.alpha, err = face.BlendAlpha(pl.pixelMask, res/32, float64(res)/128); err != nil {
+		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "mask of bundle %s", b.Dir)
+	}
+	return pl, nil
+}
+
+// Run processes one request end to end. On error nothing is left at the
+// output path and the job's temporary directory is removed.
+func (pl *Pipeline) Run(ctx context.Context, req Request) (*Result, error) {
+	clock := newStageClock()
+	steps, guidance := req.Steps, req.Guidance
+	if steps == 0 {
+		steps = pl.p.Defaults.InferenceSteps
+	}
+	if guidance == 0 {
+		guidance = pl.p.Defaults.GuidanceScale
+	}
+	sched, err := ddim.New(pl.p.Scheduler.Config, steps)
+	if err != nil {
+		return nil, joberr.Wrap(joberr.InvalidRequest, err, "%d inference steps: %v", steps, err)
+	}
+
+	var vinfo *media.Info
+	if err := clock.measure(StageProbe, func() error {
+		var err error
+		vinfo, err = probeInputs(ctx, req.VideoPath, req.AudioPath)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
+	var feats *audio.Features
+	if err := clock.measure(StageLoadAudio, func() error {
+		samples, err := audio.Decode(ctx, req.AudioPath)
+		if err != nil {
+			return joberr.Wrap(joberr.CorruptMedia, err, "cannot decode the audio of %s", filepath.Base(req.AudioPath))
+		}
+		feats = audio.NewFeatures(samples, &audioEncoder{s: pl.b.AudioEncoder}, pl.audioConfig())
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if feats.NumFrames() == 0 {
+		return nil, joberr.New(joberr.NoAudioStream, "the audio of %s is empty", filepath.Base(req.AudioPath))
+	}
+
+	// Pass 1: find the face in every frame that can be shown. Fails fast,
+	// before any diffusion work, when there is no face.
+	mode := req.SyncMode
+	if mode == "" {
+		mode = CutOff
+	}
+	limit := 0 // all frames
+	if mode == CutOff {
+		limit = feats.NumFrames()
+	}
+	var transforms []face.Affine
+	if err := clock.measure(StageDetectFaces, func() error {
+		var err error
+		transforms, err = pl.trackFaces(ctx, req, vinfo, limit)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	videoFrames := len(transforms)
+	total := mode.OutputFrames(videoFrames, feats.NumFrames())
+
+	jobDir, err := os.MkdirTemp(req.WorkDir, "latentsync-job-*")
+	if err != nil {
+		return nil, fmt.Errorf("create job directory: %w", err)
+	}
+	defer os.RemoveAll(jobDir)
+
+	enc, err := media.CreateEncoder(ctx, filepath.Join(jobDir, "result.mp4"), media.EncodeOptions{
+		Width: vinfo.Video.Width, Height: vinfo.Video.Height, FPS: pl.p.FPS,
+		AudioPath: req.AudioPath, Frames: total,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start encoder: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			enc.Abort()
+		}
+	}()
+
+	src := newFrameSource(req.VideoPath, vinfo.Video.Width, vinfo.Video.Height, videoFrames, pl.p.FPS, mode)
+	defer src.Close()
+	job := pl.newChunkRunner(sched, guidance, req.Seed, clock)
+	chunk := pl.p.FramesPerChunk
+	frames := make([]*raster.RGB, chunk)
+	for i := range frames {
+		frames[i] = raster.New(vinfo.Video.Width, vinfo.Video.Height)
+	}
+	for start := 0; start < total; start += chunk {
+		if req.Canceled != nil && req.Canceled(ctx) {
+			return nil, joberr.New(joberr.Canceled, "job canceled")
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n := min(chunk, total-start)
+		srcIdx := make([]int, n)
+		if err := clock.measure(StageDecode, func() error {
+			for j := range n {
+				srcIdx[j] = mode.SourceFrame(start+j, videoFrames)
+				if err := src.Frame(ctx, srcIdx[j], frames[j]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		var audioCtx []float32
+		if err := clock.measure(StageAudioEncode, func() error {
+			var err error
+			audioCtx, err = feats.Frames(ctx, start, n)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("audio features for frames %d-%d: %w", start, start+n-1, err)
+		}
+		ms := make([]face.Affine, n)
+		for j, s := range srcIdx {
+			ms[j] = transforms[s]
+		}
+		if err := job.run(ctx, frames[:n], ms, audioCtx); err != nil {
+			return nil, fmt.Errorf("frames %d-%d: %w", start, start+n-1, err)
+		}
+		if err := clock.measure(StageEncode, func() error {
+			for j := range n {
+				if err := enc.Write(frames[j]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("encode: %w", err)
+		}
+		if req.Progress != nil {
+			req.Progress(Progress{Stage: "lip-sync", Done: start + n, Total: total})
+		}
+	}
+	if err := clock.measure(StageEncode, enc.Close); err != nil {
+		return nil, fmt.Errorf("finish encoding: %w", err)
+	}
+	committed = true
+	if err := moveFile(filepath.Join(jobDir, "result.mp4"), req.OutputPath); err != nil {
+		return nil, err
+	}
+	return &Result{
+		Frames: total, Width: vinfo.Video.Width, Height: vinfo.Video.Height,
+		DurationSeconds: float64(total) / float64(pl.p.FPS),
+		Stages:          clock.timings(),
+	}, nil
+}
+
+func (pl *Pipeline) audioConfig() audio.Config {
+	a := pl.p.Audio
+	c := audio.DefaultConfig()
+	c.SampleRate, c.StepsPerSecond, c.WindowSeconds = a.SampleRate, a.StepsPerSecond, a.WindowSeconds
+	c.Layers, c.Dim, c.ContextBefore, c.ContextAfter, c.FPS = a.Layers, a.Dim, a.ContextBefore, a.ContextAfter, pl.p.FPS
+	return c
+}
+
+// probeInputs checks both inputs before any work: each must be readable
+// media, the video must have a video stream and the speech an audio stream.
+func probeInputs(ctx context.Context, videoPath, audioPath string) (*media.Info, error) {
+	vinfo, err := media.Probe(ctx, videoPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := media.RequireVideo(vinfo); err != nil {
+		return nil, err
+	}
+	ainfo, err := media.Probe(ctx, audioPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := media.RequireAudio(ainfo); err != nil {
+		return nil, err
+	}
+	return vinfo, nil
+}
+
+// trackFaces decodes the video once (up to limit frames, 0 = all), detects the
+// face in each frame and returns one smoothed frame-to-crop transform per frame.
+func (pl *Pipeline) trackFaces(ctx context.Context, req Request, vinfo *media.Info, limit int) ([]face.Affine, error) {
+	r, err := media.OpenProbed(ctx, vinfo, media.DecodeOptions{FPS: pl.p.FPS, MaxFrames: limit})
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	img := raster.New(r.Width(), r.Height())
+	var dets []*face.Detection
+	var prev *face.Detection
+	for {
+		err := r.Next(img)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		d, err := pl.detector.Follow(ctx, img, prev)
+		if err != nil {
+			return nil, fmt.Errorf("detect face in frame %d: %w", len(dets), err)
+		}
+		dets = append(dets, d)
+		if d != nil {
+			prev = d
+		}
+		if prev == nil && len(dets) >= FaceSearchFrames {
+			break // Track reports NO_FACE_DETECTED; no need to read further
+		}
+	}
+	if err := r.Close(); err != nil {
+		return nil, err
+	}
+	if len(dets) == 0 {
+		return nil, joberr.New(joberr.CorruptMedia, "no video frames could be decoded from %s", filepath.Base(req.VideoPath))
+	}
+	return face.Track(dets, face.TrackOptions{Template: pl.template, Size: pl.res, FirstFaceWithin: FaceSearchFrames})
+}
+
+// downsampleMask averages the pixel mask into the latent grid and rounds, so
+// a latent cell is kept only when most of its pixels are.
+func downsampleMask(mask []float32, res, lat int) []float32 {
+	f := res / lat
+	out := make([]float32, lat*lat)
+	for y := range lat {
+		for x := range lat {
+			var s float32
+			for dy := range f {
+				for dx := range f {
+					s += mask[(y*f+dy)*res+x*f+dx]
+				}
+			}
+			out[y*lat+x] = float32(math.Round(float64(s) / float64(f*f)))
+		}
+	}
+	return out
+}
+
+// noise returns seeded standard normal noise; the same noise starts every
+// chunk, which keeps consecutive chunks consistent (less flicker at seams).
+func noise(seed uint64, n int) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(rng.NormFloat64())
+	}
+	return out
+}
+
+// audioEncoder runs the bundle's Whisper-like encoder on one mel window.
+type audioEncoder struct{ s *infer.Session }
+
+func (a *audioEncoder) Encode(ctx context.Context, mel []float32) ([]float32, error) {
+	in := a.s.Inputs()[0]
+	out, err := a.s.Run(ctx, map[string]infer.Tensor{in.Name: {Shape: in.Shape, Float: mel}})
+	if err != nil {
+		return nil, err
+	}
+	return out[a.s.Outputs()[0].Name].Float, nil
+}
+
+// moveFile renames src to dst, copying when they are on different file systems.
+func moveFile(src, dst string) error {
+	if err := os.Rename(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("move output: %w", err)
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".latentsync-*.mp4")
+	if err != nil {
+		return fmt.Errorf("write output %s: %w", dst, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write output %s: %w", dst, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write output %s: %w", dst, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("write output %s: %w", dst, err)
+	}
+	return nil
+}
