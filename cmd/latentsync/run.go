@@ -136,6 +136,9 @@ func (f runFlags) request() (pipeline.Request, error) {
 	if err != nil {
 		return pipeline.Request{}, joberr.Wrap(joberr.InvalidRequest, err, "--out %s", f.out)
 	}
+	if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
+		return pipeline.Request{}, joberr.New(joberr.InvalidRequest, "--out %s: directory %s does not exist", f.out, filepath.Dir(out))
+	}
 	return pipeline.Request{
 		VideoPath: f.video, AudioPath: f.audio, OutputPath: out,
 		Steps: f.steps, Guidance: f.guidance, Seed: f.seed, SyncMode: mode,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 
@@ -95,6 +96,7 @@ func NewRuntime(opts RuntimeOptions) (*Runtime, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	opts.LibraryPath = lib
 	return &Runtime{opts: opts, log: log}, nil
 }
 
@@ -159,7 +161,7 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, string, error) {
 			return nil, "", fmt.Errorf("intra-op threads: %w", err)
 		}
 	}
-	if !r.opts.UseCUDA {
+	if !r.opts.UseCUDA || !r.cudaShipped() {
 		return opts, "CPU", nil
 	}
 	cuda, err := ort.NewCUDAProviderOptions()
@@ -173,6 +175,14 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, string, error) {
 		return opts, "CPU", nil
 	}
 	return opts, "CUDA", nil
+}
+
+// cudaShipped reports whether the CUDA provider library sits beside the core
+// library, where ONNX Runtime looks for it; a CPU-only build has none, and
+// asking for CUDA there only fills stderr with loader errors.
+func (r *Runtime) cudaShipped() bool {
+	_, err := os.Stat(filepath.Join(filepath.Dir(r.opts.LibraryPath), "libonnxruntime_providers_cuda.so"))
+	return err == nil
 }
 
 // Path is the model file the session was loaded from.

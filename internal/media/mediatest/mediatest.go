@@ -169,12 +169,20 @@ const (
 // frames, whose frame n shows n (see FrameIndex).
 func IndexedMP4(t testing.TB, fps int, seconds float64, gop int) string {
 	t.Helper()
+	return Indexed(t, fmt.Sprintf("indexed%d.mp4", fps), fps, seconds,
+		"-c:v", "libx264", "-crf", "12", "-g", strconv.Itoa(gop))
+}
+
+// Indexed writes the frame-numbered pattern to name with the given codec
+// arguments; the container follows name's extension.
+func Indexed(t testing.TB, name string, fps int, seconds float64, codec ...string) string {
+	t.Helper()
 	bit := fmt.Sprintf("(floor(X/%d)+4*floor(Y/%d))", indexCell, indexCell)
 	src := fmt.Sprintf("color=black:size=%dx%d:rate=%d,format=gray,geq=lum='255*mod(floor(N/pow(2,%s)),2)'",
 		IndexedSize, IndexedSize, fps, bit)
-	return FFmpeg(t, fmt.Sprintf("indexed%d.mp4", fps), "-f", "lavfi", "-i", src,
-		"-t", strconv.FormatFloat(seconds, 'f', -1, 64),
-		"-c:v", "libx264", "-crf", "12", "-g", strconv.Itoa(gop), "-pix_fmt", "yuv420p")
+	args := []string{"-f", "lavfi", "-i", src, "-t", strconv.FormatFloat(seconds, 'f', -1, 64)}
+	args = append(args, codec...)
+	return FFmpeg(t, name, append(args, "-pix_fmt", "yuv420p")...)
 }
 
 // FrameIndex reads the number an IndexedMP4 frame shows.
