@@ -69,9 +69,10 @@ func OpenFrames(ctx context.Context, path string, opts DecodeOptions) (*FrameRea
 //     which source frame fills a slot), and a trim filter then drops the
 //     slots before k.
 //
-// Starting at frame k costs one ffprobe-free process start plus decoding
-// from the keyframe before k/FPS - 1 s; the skipped slots are dropped before
-// their conversion to RGB.
+// Starting at frame k costs a process start plus decoding from the keyframe
+// before k/FPS - 1 s; the skipped frames are dropped before their conversion
+// to RGB. OpenFrames adds an ffprobe run (~50 ms); callers opening many
+// blocks of one file can probe once and use OpenProbed.
 func OpenProbed(ctx context.Context, info *Info, opts DecodeOptions) (*FrameReader, error) {
 	if err := RequireVideo(info); err != nil {
 		return nil, err

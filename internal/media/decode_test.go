@@ -107,8 +107,11 @@ func TestSeekMatchesSequential(t *testing.T) {
 		{"30 fps HEVC open GOP", "a.mp4", 30, []string{"-c:v", "libx265", "-x265-params", "log-level=error:keyint=45:open-gop=1", "-crf", "12"}, ""},
 		{"29.97 fps VP9 WebM", "a.webm", 30, []string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-g", "40", "-r", "30000/1001"}, ""},
 	}
-	for _, src := range sources {
+	for i, src := range sources {
 		t.Run(src.name, func(t *testing.T) {
+			if testing.Short() && i >= 2 {
+				t.Skip("-short: the 25 and 30 fps H.264 sources only")
+			}
 			path := mediatest.Indexed(t, src.file, src.fps, 8, src.codec...)
 			if src.offset != "" {
 				path = mediatest.FFmpeg(t, "offset.mkv", "-i", path, "-c", "copy", "-output_ts_offset", src.offset)

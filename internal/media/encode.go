@@ -126,7 +126,7 @@ func (e *Encoder) Write(frame *raster.RGB) error {
 	if _, err := e.in.Write(frame.Pix); err != nil {
 		// ffmpeg died and closed its end of the pipe: its exit says why.
 		e.in.Close()
-		e.err = e.failure("encode video", e.cmd.Wait(), e.stderr)
+		e.err = e.failure("encode video", e.cmd.Wait(), e.stderr.String())
 		if e.err == nil {
 			e.err = fmt.Errorf("encode %s: write frame %d: %w", e.out, e.frames, err)
 		}
@@ -148,7 +148,7 @@ func (e *Encoder) Close() error {
 		return e.err
 	}
 	e.in.Close()
-	if err := e.failure("encode video", e.cmd.Wait(), e.stderr); err != nil {
+	if err := e.failure("encode video", e.cmd.Wait(), e.stderr.String()); err != nil {
 		return err
 	}
 	switch {
@@ -180,7 +180,7 @@ func (e *Encoder) Close() error {
 	args = append(args, "-c:v", "copy", "-t", secs(duration),
 		"-movflags", "+faststart", "-f", "mp4", inputURL(tmpOut))
 	_, stderr, err := runTool(e.ctx, "ffmpeg", args...)
-	if err := e.failure("mux audio", err, &tailBuffer{max: stderrTail, buf: []byte(stderr)}); err != nil {
+	if err := e.failure("mux audio", err, stderr); err != nil {
 		return err
 	}
 	// CreateTemp made it private; the result is an ordinary file.
@@ -213,15 +213,15 @@ func (e *Encoder) Abort() {
 }
 
 // failure turns a finished ffmpeg run's error into the encoder's error.
-func (e *Encoder) failure(step string, err error, stderr *tailBuffer) error {
+func (e *Encoder) failure(step string, err error, stderr string) error {
 	if err == nil {
 		return nil
 	}
 	if e.ctx.Err() != nil {
 		return fmt.Errorf("encode %s: %s: %w", e.out, step, e.ctx.Err())
 	}
-	return joberr.Wrap(joberr.ProcessingFailed, &ToolError{Tool: "ffmpeg", Err: err, Stderr: stderr.String()},
-		"encoding the output video failed")
+	return joberr.Wrap(joberr.ProcessingFailed, &ToolError{Tool: "ffmpeg", Err: err, Stderr: stderr},
+		"encoding the output video failed (%s)", step)
 }
 
 // tempName reserves a hidden unique name next to out, so the final rename

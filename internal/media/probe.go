@@ -119,6 +119,8 @@ func Probe(ctx context.Context, path string) (*Info, error) {
 		return nil, fmt.Errorf("probe %s: %w", path, err)
 	case st.IsDir():
 		return nil, joberr.New(joberr.InvalidRequest, "%q is a directory, not a media file", name)
+	case !st.Mode().IsRegular(): // a FIFO or device would block ffprobe
+		return nil, joberr.New(joberr.InvalidRequest, "%q is not a regular file", name)
 	case st.Size() == 0:
 		return nil, joberr.New(joberr.UnsupportedMedia, "file %q is empty: not a video or audio file", name)
 	}
@@ -191,6 +193,11 @@ func (p *ffprobeOutput) info(path string, size int64, head []byte) (*Info, error
 	}
 	if a := info.Audio; a != nil && !audioCodecs[a.Codec] && !strings.HasPrefix(a.Codec, "pcm_") {
 		return nil, joberr.New(joberr.UnsupportedMedia, "file %q: audio codec %q is not supported (use AAC, MP3, Opus, Vorbis, PCM or FLAC)", name, a.Codec)
+	}
+	if v := info.Video; v != nil && (v.Width <= 0 || v.Height <= 0) {
+		// Decoding needs the frame size up front; ffprobe leaves it 0
+		// when the stream's headers are unreadable.
+		return nil, joberr.New(joberr.CorruptMedia, "file %q: the video's frame size cannot be read", name)
 	}
 	if info.Duration == 0 {
 		if info.Video != nil {

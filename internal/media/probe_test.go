@@ -283,6 +283,9 @@ func TestVerifyDecodable(t *testing.T) {
 				t.Fatalf("Probe: %v (a truncated file with an intact header must probe)", err)
 			}
 			err = media.VerifyDecodable(ctx, info, tc.window)
+			if err != nil {
+				t.Log(err)
+			}
 			if got := joberr.CodeOf(err); got != tc.want {
 				t.Fatalf("VerifyDecodable = %v, want code %q", err, tc.want)
 			}
