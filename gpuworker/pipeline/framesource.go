@@ -15,7 +15,7 @@ import (
 // of bounce mode decode a block ending at the wanted frame and play it in
 // reverse.
 type frameSource struct {
-	path        string
+	info        *media.Info
 	w, h        int
 	count, fps  int
 	blockFrames int
@@ -29,8 +29,9 @@ type frameSource struct {
 	blockLen   int
 }
 
-func newFrameSource(path string, w, h, count, fps int, mode SyncMode) *frameSource {
-	s := &frameSource{path: path, w: w, h: h, count: count, fps: fps, blockFrames: 16}
+func newFrameSource(info *media.Info, count, fps int, mode SyncMode) *frameSource {
+	w, h := info.Video.Width, info.Video.Height
+	s := &frameSource{info: info, w: w, h: h, count: count, fps: fps, blockFrames: 16}
 	if mode == Bounce {
 		s.block = make([]*raster.RGB, s.blockFrames)
 		for i := range s.block {
@@ -95,7 +96,7 @@ func (s *frameSource) reopen(ctx context.Context, start, maxFrames int) error {
 		s.r.Close()
 		s.r = nil
 	}
-	r, err := media.OpenFrames(ctx, s.path, media.DecodeOptions{FPS: s.fps, StartFrame: start, MaxFrames: maxFrames})
+	r, err := media.OpenProbed(ctx, s.info, media.DecodeOptions{FPS: s.fps, StartFrame: start, MaxFrames: maxFrames})
 	if err != nil {
 		return err
 	}

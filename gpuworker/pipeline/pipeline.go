@@ -183,7 +183,7 @@ func (pl *Pipeline) Run(ctx context.Context, req Request) (*Result, error) {
 		}
 	}()
 
-	src := newFrameSource(req.VideoPath, vinfo.Video.Width, vinfo.Video.Height, videoFrames, pl.p.FPS, mode)
+	src := newFrameSource(vinfo, videoFrames, pl.p.FPS, mode)
 	defer src.Close()
 	job := pl.newChunkRunner(sched, guidance, req.Seed, clock)
 	chunk := pl.p.FramesPerChunk
