@@ -87,6 +87,7 @@ func runCommand(ctx context.Context, args []string, env environment) int {
 
 	bar := newProgress(env, f.quiet || f.jsonReport)
 	req.Progress = bar.update
+	req.JobID = "local-" + started.UTC().Format("20060102T150405.000")
 	res, err := p.Run(ctx, req)
 	bar.finish()
 	if err != nil {

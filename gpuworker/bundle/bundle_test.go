@@ -87,9 +87,9 @@ func model(m map[string]any, name string) map[string]any {
 func TestLoadRejects(t *testing.T) {
 	rt := infertest.Runtime(t)
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, dir string)
-		want  []string // all must appear in the message
+		want   []string // all must appear in the message
 	}{
 		{"missing manifest", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "manifest.json")) },
 			[]string{"manifest.json is missing"}},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -211,31 +212,105 @@ func (s *Session) Close() error {
 // outputs need a fully known shape: pass it in outShapes (other outputs may
 // be omitted there and are sized by ONNX Runtime).
 func (s *Session) Run(ctx context.Context, inputs map[string]Tensor, outShapes ...map[string][]int64) (map[string]Tensor, error) {
-	if err := ctx.Err(); err != nil {
+	var shapes map[string][]int64
+	if len(outShapes) > 0 {
+		shapes = outShapes[0]
+	}
+	result := make(map[string]Tensor, len(s.outputs))
+	err := s.run(ctx, inputs, shapes, func(info TensorInfo, v ort.Value) error {
+		t, err := fromValue(v)
+		result[info.Name] = t
+		return err
+	})
+	if err != nil {
 		return nil, err
+	}
+	return result, nil
+}
+
+// RunInto is Run for callers that reuse buffers: every float output is
+// copied into outputs[name], whose length must match the output exactly, so
+// a loop of inferences allocates nothing on the Go heap per call. Outputs not
+// named in outputs are dropped.
+func (s *Session) RunInto(ctx context.Context, inputs map[string]Tensor, outputs map[string][]float32) error {
+	shapes := map[string][]int64{}
+	for _, info := range s.outputs {
+		if dst, ok := outputs[info.Name]; ok && info.DType == Float16 {
+			shapes[info.Name] = fitShape(info.Shape, len(dst))
+		}
+	}
+	return s.run(ctx, inputs, shapes, func(info TensorInfo, v ort.Value) error {
+		dst, ok := outputs[info.Name]
+		if !ok {
+			return nil
+		}
+		switch x := v.(type) {
+		case *ort.Tensor[float32]:
+			data := x.GetData()
+			if len(data) != len(dst) {
+				return fmt.Errorf("%d values for a buffer of %d", len(data), len(dst))
+			}
+			copy(dst, data)
+		case *ort.CustomDataTensor:
+			raw := x.GetData()
+			if len(raw) != 2*len(dst) {
+				return fmt.Errorf("%d float16 values for a buffer of %d", len(raw)/2, len(dst))
+			}
+			for i := range dst {
+				dst[i] = half.ToFloat32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
+			}
+		default:
+			return fmt.Errorf("output of type %T into a float buffer", v)
+		}
+		return nil
+	})
+}
+
+// fitShape resolves a single dynamic dimension of shape from the element
+// count of a caller's buffer; shapes it cannot resolve are returned as they are.
+func fitShape(shape []int64, n int) []int64 {
+	out := append([]int64(nil), shape...)
+	dyn, known := -1, int64(1)
+	for i, d := range out {
+		if d < 0 {
+			if dyn >= 0 {
+				return out
+			}
+			dyn = i
+			continue
+		}
+		known *= d
+	}
+	if dyn >= 0 && known > 0 && int64(n)%known == 0 {
+		out[dyn] = int64(n) / known
+	}
+	return out
+}
+
+func (s *Session) run(ctx context.Context, inputs map[string]Tensor, outShapes map[string][]int64, deliver func(TensorInfo, ort.Value) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sess == nil {
-		return nil, fmt.Errorf("model %s: session closed", s.path)
+		return fmt.Errorf("model %s: session closed", s.path)
 	}
 	var values []ort.Value
 	defer func() {
 		for _, v := range values {
-			if v != nil {
-				v.Destroy()
-			}
+			v.Destroy()
 		}
 	}()
 	in := make([]ort.Value, len(s.inputs))
 	for i, info := range s.inputs {
 		t, ok := inputs[info.Name]
 		if !ok {
-			return nil, fmt.Errorf("model %s: input %q not given", s.path, info.Name)
+			return fmt.Errorf("model %s: input %q not given", s.path, info.Name)
 		}
 		v, err := toValue(info, t)
 		if err != nil {
-			return nil, fmt.Errorf("model %s: input %q: %w", s.path, info.Name, err)
+			return fmt.Errorf("model %s: input %q: %w", s.path, info.Name, err)
 		}
 		in[i] = v
 		values = append(values, v)
@@ -246,36 +321,38 @@ func (s *Session) Run(ctx context.Context, inputs map[string]Tensor, outShapes .
 			continue // ONNX Runtime allocates it
 		}
 		shape := info.Shape
-		if len(outShapes) > 0 && outShapes[0][info.Name] != nil {
-			shape = outShapes[0][info.Name]
+		if outShapes[info.Name] != nil {
+			shape = outShapes[info.Name]
 		}
-		if elements(shape) <= 0 {
-			return nil, fmt.Errorf("model %s: float16 output %q has dynamic shape %v: pass its shape", s.path, info.Name, shape)
+		if slices.ContainsFunc(shape, func(d int64) bool { return d < 0 }) {
+			return fmt.Errorf("model %s: float16 output %q has dynamic shape %v: pass its shape", s.path, info.Name, shape)
 		}
 		v, err := ort.NewCustomDataTensor(ort.NewShape(shape...), make([]byte, 2*elements(shape)), ort.TensorElementDataTypeFloat16)
 		if err != nil {
-			return nil, fmt.Errorf("model %s: output %q: %w", s.path, info.Name, err)
+			return fmt.Errorf("model %s: output %q: %w", s.path, info.Name, err)
 		}
 		out[i] = v
+		values = append(values, v)
 	}
-	err := s.sess.Run(in, out)
-	for _, v := range out {
-		if v != nil {
-			values = append(values, v)
+	if err := s.sess.Run(in, out); err != nil {
+		for i, v := range out {
+			if v != nil && s.outputs[i].DType != Float16 {
+				values = append(values, v)
+			}
 		}
+		return fmt.Errorf("run model %s: %w", s.path, err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("run model %s: %w", s.path, err)
-	}
-	result := make(map[string]Tensor, len(out))
 	for i, info := range s.outputs {
-		t, err := fromValue(out[i])
-		if err != nil {
-			return nil, fmt.Errorf("model %s: output %q: %w", s.path, info.Name, err)
+		if info.DType != Float16 {
+			values = append(values, out[i]) // allocated by ONNX Runtime
 		}
-		result[info.Name] = t
 	}
-	return result, nil
+	for i, info := range s.outputs {
+		if err := deliver(info, out[i]); err != nil {
+			return fmt.Errorf("model %s: output %q: %w", s.path, info.Name, err)
+		}
+	}
+	return nil
 }
 
 func toValue(info TensorInfo, t Tensor) (ort.Value, error) {
@@ -323,6 +400,9 @@ func fromValue(v ort.Value) (Tensor, error) {
 		return Tensor{Shape: shape, Int: append([]int64(nil), x.GetData()...)}, nil
 	case *ort.CustomDataTensor:
 		raw := x.GetData()
+		if int64(len(raw)) != 2*elements(shape) {
+			return Tensor{}, fmt.Errorf("float16 output has %d bytes for shape %v", len(raw), shape)
+		}
 		f := make([]float32, len(raw)/2)
 		for i := range f {
 			f[i] = half.ToFloat32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)

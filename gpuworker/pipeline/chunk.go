@@ -29,6 +29,8 @@ type chunkRunner struct {
 	sample       []float32 // B*13*F*r*r
 	audioCtx     []float32 // B*F*ctx*dim (unconditional half stays zero)
 	eps          []float32 // 4*F*r*r
+	pred         []float32 // B*4*F*r*r, the UNet's output
+	frameLatent  []float32 // F*4*r*r, the VAE's frame-major layout
 }
 
 func (pl *Pipeline) newChunkRunner(sched *ddim.Scheduler, guidance float64, seed uint64, clock *stageClock) *chunkRunner {
@@ -50,6 +52,8 @@ func (pl *Pipeline) newChunkRunner(sched *ddim.Scheduler, guidance float64, seed
 		sample:       make([]float32, batch*(3*c+1)*f*lat*lat),
 		audioCtx:     make([]float32, batch*f*ctxLen),
 		eps:          make([]float32, c*f*lat*lat),
+		pred:         make([]float32, batch*c*f*lat*lat),
+		frameLatent:  make([]float32, f*c*lat*lat),
 	}
 }
 
@@ -123,15 +127,11 @@ func (r *chunkRunner) encode(ctx context.Context, faces []float32, dst []float32
 	pl := r.pl
 	f, res, lat, c := r.frames, pl.res, pl.lat, pl.p.LatentChannels
 	s := pl.b.VAEEncoder
-	out, err := s.Run(ctx, map[string]infer.Tensor{
+	z := r.frameLatent
+	if err := s.RunInto(ctx, map[string]infer.Tensor{
 		s.Inputs()[0].Name: {Shape: []int64{int64(f), 3, int64(res), int64(res)}, Float: faces},
-	})
-	if err != nil {
+	}, map[string][]float32{s.Outputs()[0].Name: z}); err != nil {
 		return err
-	}
-	z := out[s.Outputs()[0].Name].Float
-	if len(z) != f*c*lat*lat {
-		return fmt.Errorf("VAE encoder returned %d values, want %d", len(z), f*c*lat*lat)
 	}
 	scale, shift := float32(pl.p.VAEScalingFactor), float32(pl.p.VAEShiftFactor)
 	plane := lat * lat
@@ -203,9 +203,9 @@ func (r *chunkRunner) denoise(ctx context.Context, audioCtx []float32, n int) er
 // decode turns the final latents back into faces, overwriting the crops.
 func (r *chunkRunner) decode(ctx context.Context) error {
 	pl := r.pl
-	f, res, lat, c := r.frames, pl.res, pl.lat, pl.p.LatentChannels
+	f, lat, c := r.frames, pl.lat, pl.p.LatentChannels
 	plane := lat * lat
-	z := make([]float32, f*c*plane)
+	z := r.frameLatent
 	scale, shift := float32(pl.p.VAEScalingFactor), float32(pl.p.VAEShiftFactor)
 	for ch := range c {
 		for j := range f {
@@ -217,16 +217,11 @@ func (r *chunkRunner) decode(ctx context.Context) error {
 		}
 	}
 	s := pl.b.VAEDecoder
-	out, err := s.Run(ctx, map[string]infer.Tensor{
+	// The decoded faces replace the aligned ones: only the blend needs them now.
+	if err := s.RunInto(ctx, map[string]infer.Tensor{
 		s.Inputs()[0].Name: {Shape: []int64{int64(f), int64(c), int64(lat), int64(lat)}, Float: z},
-	})
-	if err != nil {
+	}, map[string][]float32{s.Outputs()[0].Name: r.crops}); err != nil {
 		return fmt.Errorf("VAE decoder: %w", err)
 	}
-	img := out[s.Outputs()[0].Name].Float
-	if len(img) != f*3*res*res {
-		return fmt.Errorf("VAE decoder returned %d values, want %d", len(img), f*3*res*res)
-	}
-	copy(r.crops, img)
 	return nil
 }

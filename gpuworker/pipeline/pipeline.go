@@ -31,6 +31,7 @@ const FaceSearchFrames = 50
 
 // Request is one lip-sync job.
 type Request struct {
+	JobID                            string // carried on every log line
 	VideoPath, AudioPath, OutputPath string
 	Steps                            int     // 0: the bundle's default
 	Guidance                         float64 // 0: the bundle's default; 1 disables guidance
@@ -105,6 +106,21 @@ func New(b *bundle.Bundle, log *slog.Logger) (*Pipeline, error) {
 // Run processes one request end to end. On error nothing is left at the
 // output path and the job's temporary directory is removed.
 func (pl *Pipeline) Run(ctx context.Context, req Request) (*Result, error) {
+	log := pl.log.With("job_id", req.JobID)
+	res, err := pl.run(ctx, req, log)
+	if err != nil {
+		log.Error("lip-sync failed", "code", string(joberr.CodeOf(err)), "error", err.Error())
+		return nil, err
+	}
+	attrs := []any{"frames", res.Frames, "duration_s", res.DurationSeconds}
+	for _, s := range res.Stages {
+		attrs = append(attrs, s.Stage, s.Seconds)
+	}
+	log.Info("lip-sync done", attrs...)
+	return res, nil
+}
+
+func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Result, error) {
 	clock := newStageClock()
 	steps, guidance := req.Steps, req.Guidance
 	if steps == 0 {
@@ -133,7 +149,8 @@ func (pl *Pipeline) Run(ctx context.Context, req Request) (*Result, error) {
 		if err != nil {
 			return joberr.Wrap(joberr.CorruptMedia, err, "cannot decode the audio of %s", filepath.Base(req.AudioPath))
 		}
-		feats = audio.NewFeatures(samples, &audioEncoder{s: pl.b.AudioEncoder}, pl.audioConfig())
+		cfg := pl.audioConfig()
+		feats = audio.NewFeatures(samples, newAudioEncoder(pl.b.AudioEncoder, cfg), cfg)
 		return nil
 	}); err != nil {
 		return nil, err
@@ -162,6 +179,8 @@ func (pl *Pipeline) Run(ctx context.Context, req Request) (*Result, error) {
 	}
 	videoFrames := len(transforms)
 	total := mode.OutputFrames(videoFrames, feats.NumFrames())
+	log.Info("inputs ready", "video_frames", videoFrames, "audio_frames", feats.NumFrames(),
+		"output_frames", total, "sync_mode", string(mode), "steps", steps, "guidance", guidance, "seed", req.Seed)
 
 	jobDir, err := os.MkdirTemp(req.WorkDir, "latentsync-job-*")
 	if err != nil {
@@ -352,16 +371,23 @@ func noise(seed uint64, n int) []float32 {
 	return out
 }
 
-// audioEncoder runs the bundle's Whisper-like encoder on one mel window.
-type audioEncoder struct{ s *infer.Session }
+// audioEncoder runs the bundle's Whisper-like encoder on one mel window,
+// into one buffer reused for every window (Features copies what it keeps).
+type audioEncoder struct {
+	s   *infer.Session
+	out []float32
+}
+
+func newAudioEncoder(s *infer.Session, cfg audio.Config) *audioEncoder {
+	steps := cfg.WindowSeconds * cfg.StepsPerSecond
+	return &audioEncoder{s: s, out: make([]float32, steps*cfg.Layers*cfg.Dim)}
+}
 
 func (a *audioEncoder) Encode(ctx context.Context, mel []float32) ([]float32, error) {
 	in := a.s.Inputs()[0]
-	out, err := a.s.Run(ctx, map[string]infer.Tensor{in.Name: {Shape: in.Shape, Float: mel}})
-	if err != nil {
-		return nil, err
-	}
-	return out[a.s.Outputs()[0].Name].Float, nil
+	err := a.s.RunInto(ctx, map[string]infer.Tensor{in.Name: {Shape: in.Shape, Float: mel}},
+		map[string][]float32{a.s.Outputs()[0].Name: a.out})
+	return a.out, err
 }
 
 // moveFile renames src to dst, copying when they are on different file systems.

@@ -1,13 +1,15 @@
 package standin
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
 	"math/rand/v2"
 	"testing"
 
-	"github.com/latentsync/latentsync-service/internal/onnxbuild/orttest"
+	"github.com/latentsync/latentsync-service/gpuworker/infer"
+	"github.com/latentsync/latentsync-service/gpuworker/infer/infertest"
 )
 
 const (
@@ -22,16 +24,16 @@ func sha256Hex(b []byte) string {
 }
 
 // open loads one generated network into ONNX Runtime.
-func open(t *testing.T, file string) *orttest.Session {
+func open(t *testing.T, file string) *infer.Session {
 	t.Helper()
-	orttest.Init(t)
+	infertest.Runtime(t) // skip before generating the bundle when there is no library
 	_, files := generated(t)
-	return orttest.Open(t, files[file])
+	return infertest.Open(t, files[file])
 }
 
-func run(t *testing.T, s *orttest.Session, inputs map[string]orttest.Tensor) map[string]orttest.Tensor {
+func run(t *testing.T, s *infer.Session, inputs map[string]infer.Tensor) map[string]infer.Tensor {
 	t.Helper()
-	out, err := s.Run(inputs)
+	out, err := s.Run(context.Background(), inputs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func TestVAEEncoderPoolsColours(t *testing.T) {
 			for i := range img {
 				img[i] = tc.rgb[i/(res*res)]
 			}
-			got := run(t, enc, map[string]orttest.Tensor{"image": orttest.F32([]int64{1, 3, res, res}, img)})["latent"]
+			got := run(t, enc, map[string]infer.Tensor{"image": {Shape: []int64{1, 3, res, res}, Float: img}})["latent"]
 			if want := []int64{1, 4, lat, lat}; !equalShape(got.Shape, want) {
 				t.Fatalf("latent shape %v, want %v", got.Shape, want)
 			}
@@ -131,11 +133,11 @@ func equalShape(a, b []int64) bool {
 func TestVAERoundTrip(t *testing.T) {
 	enc, dec := open(t, "vae_encoder.onnx"), open(t, "vae_decoder.onnx")
 	img := append(smoothImage(0), smoothImage(1)...)
-	latent := run(t, enc, map[string]orttest.Tensor{"image": orttest.F32([]int64{2, 3, res, res}, img)})["latent"]
+	latent := run(t, enc, map[string]infer.Tensor{"image": {Shape: []int64{2, 3, res, res}, Float: img}})["latent"]
 	for i := range latent.Float {
 		latent.Float[i] = latent.Float[i] * vaeScale / vaeScale
 	}
-	back := run(t, dec, map[string]orttest.Tensor{"latent": latent})["image"]
+	back := run(t, dec, map[string]infer.Tensor{"latent": latent})["image"]
 	if want := []int64{2, 3, res, res}; !equalShape(back.Shape, want) {
 		t.Fatalf("image shape %v, want %v", back.Shape, want)
 	}
@@ -156,7 +158,7 @@ func TestVAEDecoderClips(t *testing.T) {
 	for i := range latent {
 		latent[i] = 100 * float32(1-2*(i%2))
 	}
-	img := run(t, dec, map[string]orttest.Tensor{"latent": orttest.F32([]int64{1, 4, lat, lat}, latent)})["image"]
+	img := run(t, dec, map[string]infer.Tensor{"latent": {Shape: []int64{1, 4, lat, lat}, Float: latent}})["image"]
 	if m := maxAbs(img.Float); m != 1 {
 		t.Errorf("max |pixel| = %g, want clipped to 1", m)
 	}
@@ -176,15 +178,15 @@ func speechMel(voice float64) []float32 {
 }
 
 // audioFeatures runs the audio encoder on speechMel(voice).
-func audioFeatures(t *testing.T, enc *orttest.Session, voice float64) []float32 {
+func audioFeatures(t *testing.T, enc *infer.Session, voice float64) []float32 {
 	t.Helper()
-	out := run(t, enc, map[string]orttest.Tensor{"mel": orttest.F32([]int64{1, melBins, melFrames}, speechMel(voice))})
+	out := run(t, enc, map[string]infer.Tensor{"mel": {Shape: []int64{1, melBins, melFrames}, Float: speechMel(voice)}})
 	return out["features"].Float
 }
 
 func TestAudioEncoder(t *testing.T) {
 	enc := open(t, "audio_encoder.onnx")
-	out := run(t, enc, map[string]orttest.Tensor{"mel": orttest.F32([]int64{1, melBins, melFrames}, speechMel(1))})
+	out := run(t, enc, map[string]infer.Tensor{"mel": {Shape: []int64{1, melBins, melFrames}, Float: speechMel(1)}})
 	f := out["features"]
 	if want := []int64{1, audioSteps, audioLayers, audioDim}; !equalShape(f.Shape, want) {
 		t.Fatalf("features shape %v, want %v", f.Shape, want)
@@ -259,16 +261,16 @@ func (l latents) sample(xt []float32) []float32 {
 
 type unetRunner struct {
 	t *testing.T
-	s *orttest.Session
+	s *infer.Session
 }
 
 // noise runs the UNet on a batch of one chunk.
 func (u unetRunner) noise(l latents, xt []float32, timestep int64, audio []float32) []float32 {
 	u.t.Helper()
-	out := run(u.t, u.s, map[string]orttest.Tensor{
-		"sample":                orttest.F32([]int64{1, 13, framesPerCall, lat, lat}, l.sample(xt)),
-		"timestep":              orttest.I64([]int64{1}, []int64{timestep}),
-		"encoder_hidden_states": orttest.F32([]int64{framesPerCall, audioContext, audioDim}, audio),
+	out := run(u.t, u.s, map[string]infer.Tensor{
+		"sample":                {Shape: []int64{1, 13, framesPerCall, lat, lat}, Float: l.sample(xt)},
+		"timestep":              {Shape: []int64{1}, Int: []int64{timestep}},
+		"encoder_hidden_states": {Shape: []int64{framesPerCall, audioContext, audioDim}, Float: audio},
 	})["noise_pred"]
 	if want := []int64{1, 4, framesPerCall, lat, lat}; !equalShape(out.Shape, want) {
 		u.t.Fatalf("noise_pred shape %v, want %v", out.Shape, want)
@@ -381,10 +383,10 @@ func TestUNetBatchesLikeGuidance(t *testing.T) {
 	silent := make([]float32, framesPerCall*audioContext*audioDim)
 	voice := frameContext(audioFeatures(t, enc, 1), 40)
 	sample := append(l.sample(xt), l.sample(xt)...)
-	out := run(t, u.s, map[string]orttest.Tensor{
-		"sample":                orttest.F32([]int64{2, 13, framesPerCall, lat, lat}, sample),
-		"timestep":              orttest.I64([]int64{1}, []int64{501}),
-		"encoder_hidden_states": orttest.F32([]int64{2 * framesPerCall, audioContext, audioDim}, append(silent, voice...)),
+	out := run(t, u.s, map[string]infer.Tensor{
+		"sample":                {Shape: []int64{2, 13, framesPerCall, lat, lat}, Float: sample},
+		"timestep":              {Shape: []int64{1}, Int: []int64{501}},
+		"encoder_hidden_states": {Shape: []int64{2 * framesPerCall, audioContext, audioDim}, Float: append(silent, voice...)},
 	})["noise_pred"].Float
 	uncond, cond := u.noise(l, xt, 501, silent), u.noise(l, xt, 501, voice)
 	if e := maxAbs(diff(out[:chunk], uncond)); e > 1e-4 {
@@ -454,9 +456,9 @@ func TestSyncNet(t *testing.T) {
 		video[i] = float32(2*rng.Float64() - 1)
 	}
 	audio := normal(rng, 2*melBins*20)
-	out := run(t, s, map[string]orttest.Tensor{
-		"video": orttest.F32([]int64{2, 15, 48, 96}, video), // second item all zero
-		"audio": orttest.F32([]int64{2, 1, melBins, 20}, audio),
+	out := run(t, s, map[string]infer.Tensor{
+		"video": {Shape: []int64{2, 15, 48, 96}, Float: video}, // second item all zero
+		"audio": {Shape: []int64{2, 1, melBins, 20}, Float: audio},
 	})
 	for _, name := range []string{"video_embedding", "audio_embedding"} {
 		e := out[name]

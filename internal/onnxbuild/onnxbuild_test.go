@@ -2,15 +2,16 @@ package onnxbuild_test
 
 import (
 	"bytes"
-	"github.com/latentsync/latentsync-service/internal/half"
+	"context"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
-	ort "github.com/yalue/onnxruntime_go"
-
+	"github.com/latentsync/latentsync-service/gpuworker/infer"
+	"github.com/latentsync/latentsync-service/gpuworker/infer/infertest"
+	"github.com/latentsync/latentsync-service/internal/half"
 	"github.com/latentsync/latentsync-service/internal/onnxbuild"
-	"github.com/latentsync/latentsync-service/internal/onnxbuild/orttest"
 )
 
 func addModel() onnxbuild.Model {
@@ -77,31 +78,31 @@ func TestModelsRunInONNXRuntime(t *testing.T) {
 	tests := []struct {
 		name   string
 		model  onnxbuild.Model
-		inputs map[string]orttest.Tensor
+		inputs map[string]infer.Tensor
 		want   map[string][]float32
 	}{
 		{
 			name:   "add with symbolic batch",
 			model:  addModel(),
-			inputs: map[string]orttest.Tensor{"x": orttest.F32([]int64{2, 3}, []float32{0, 0, 0, 10, 20, 30})},
+			inputs: map[string]infer.Tensor{"x": {Shape: []int64{2, 3}, Float: []float32{0, 0, 0, 10, 20, 30}}},
 			want:   map[string][]float32{"y": {1, 2, 3, 11, 22, 33}},
 		},
 		{
 			name:  "conv with attributes",
 			model: convModel(),
-			inputs: map[string]orttest.Tensor{"x": orttest.F32([]int64{1, 1, 4, 4}, []float32{
+			inputs: map[string]infer.Tensor{"x": {Shape: []int64{1, 1, 4, 4}, Float: []float32{
 				1, 2, 3, 4,
 				5, 6, 7, 8,
 				9, 10, 11, 12,
 				13, 14, 15, 16,
-			})},
+			}}},
 			// Channel 0 sums each 2x2 block + 0.5; channel 1 is top-left minus bottom-right.
 			want: map[string][]float32{"y": {14.5, 22.5, 46.5, 54.5, -5, -5, -5, -5}},
 		},
 		{
 			name:   "matmul",
 			model:  matMulModel(),
-			inputs: map[string]orttest.Tensor{"x": orttest.F32([]int64{2, 3}, []float32{0.1, 0, 0, 0, 0, -0.1})},
+			inputs: map[string]infer.Tensor{"x": {Shape: []int64{2, 3}, Float: []float32{0.1, 0, 0, 0, 0, -0.1}}},
 			want: map[string][]float32{"y": {
 				float32(math.Tanh(0.1)), float32(math.Tanh(0.2)),
 				float32(math.Tanh(-0.5)), float32(math.Tanh(-0.6)),
@@ -110,7 +111,7 @@ func TestModelsRunInONNXRuntime(t *testing.T) {
 		{
 			name:   "float16",
 			model:  float16Model(),
-			inputs: map[string]orttest.Tensor{"x": orttest.F16([]int64{2, 2}, []float32{1.5, 2, 24, 0})},
+			inputs: map[string]infer.Tensor{"x": {Shape: []int64{2, 2}, Float: []float32{1.5, 2, 24, 0}}},
 			// fp16 spacing at 1024 is 1, so 1024 is exact; 0.1 becomes its nearest half.
 			want: map[string][]float32{
 				"y":   {1.75, 1, 1024, half.ToFloat32(half.FromFloat32(0.1))},
@@ -120,9 +121,9 @@ func TestModelsRunInONNXRuntime(t *testing.T) {
 		{
 			name:  "int64 inputs and attribute kinds",
 			model: attrModel(),
-			inputs: map[string]orttest.Tensor{
-				"x":   orttest.F32([]int64{1, 1, 2, 2}, []float32{1, -2, 3, -4}),
-				"idx": orttest.I64([]int64{2}, []int64{0, 15}),
+			inputs: map[string]infer.Tensor{
+				"x":   {Shape: []int64{1, 1, 2, 2}, Float: []float32{1, -2, 3, -4}},
+				"idx": {Shape: []int64{2}, Int: []int64{0, 15}},
 			},
 			// Edge padding replicates borders, LeakyRelu halves negatives:
 			// index 0 is x[0]=1, index 15 is x[3]=-4 -> -2.
@@ -138,8 +139,8 @@ func TestModelsRunInONNXRuntime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := orttest.Open(t, data)
-			out, err := s.Run(tc.inputs)
+			s := infertest.Open(t, data)
+			out, err := s.Run(context.Background(), tc.inputs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,30 +160,23 @@ func TestModelsRunInONNXRuntime(t *testing.T) {
 }
 
 func TestInputOutputInfo(t *testing.T) {
-	orttest.Init(t)
 	data, err := float16Model().Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, out, err := ort.GetInputOutputInfoWithONNXData(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(in) != 1 || in[0].Name != "x" || in[0].DataType != ort.TensorElementDataTypeFloat16 {
+	s := infertest.Open(t, data)
+	if in := s.Inputs(); len(in) != 1 || in[0].Name != "x" || in[0].DType != infer.Float16 {
 		t.Errorf("inputs = %v", in)
 	}
-	if len(out) != 2 || out[1].Name != "y32" || out[1].DataType != ort.TensorElementDataTypeFloat {
+	if out := s.Outputs(); len(out) != 2 || out[1].Name != "y32" || out[1].DType != infer.Float32 {
 		t.Errorf("outputs = %v", out)
 	}
 	data, err = addModel().Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, _, err = ort.GetInputOutputInfoWithONNXData(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := in[0].Dimensions; !got.Equals(ort.NewShape(-1, 3)) {
+	s = infertest.Open(t, data)
+	if got := s.Inputs()[0].Shape; !slices.Equal(got, []int64{-1, 3}) {
 		t.Errorf("symbolic input dims = %v, want [-1 3]", got)
 	}
 }
