@@ -14,8 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/latentsync/latentsync-service/internal/tail"
 
 	"github.com/latentsync/latentsync-service/internal/joberr"
 )
@@ -80,7 +81,7 @@ func (d Decoder) Decode(ctx context.Context, path string) ([]float32, error) {
 		"-af", fmt.Sprintf("aresample=osr=%d:ochl=mono:osf=flt:rematrix_maxval=1", SampleRate),
 		"-f", "f32le", "-ac", "1", "-ar", fmt.Sprint(SampleRate),
 		"pipe:1")
-	stderr := &tailBuffer{max: stderrTail}
+	stderr := tail.New(stderrTail)
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -149,28 +150,4 @@ func readF32LE(r io.Reader, limit int) ([]float32, error) {
 			return out, err
 		}
 	}
-}
-
-// tailBuffer keeps the last max bytes written to it: the end of ffmpeg's
-// stderr is where the reason for a failure is.
-type tailBuffer struct {
-	mu  sync.Mutex // exec copies stderr from its own goroutine
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.buf)
 }

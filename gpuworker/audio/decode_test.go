@@ -262,15 +262,3 @@ func TestReadF32LE(t *testing.T) {
 		})
 	}
 }
-
-func TestTailBufferKeepsTheEnd(t *testing.T) {
-	tb := &tailBuffer{max: 5}
-	for _, s := range []string{"abc", "defg", "h"} {
-		if _, err := tb.Write([]byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := tb.String(); got != "defgh" {
-		t.Errorf("tail = %q, want %q", got, "defgh")
-	}
-}

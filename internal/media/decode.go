@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/latentsync/latentsync-service/internal/tail"
+
 	"github.com/latentsync/latentsync-service/internal/joberr"
 	"github.com/latentsync/latentsync-service/internal/raster"
 )
@@ -41,7 +43,7 @@ type FrameReader struct {
 	read   int
 	cmd    *exec.Cmd
 	out    io.ReadCloser
-	stderr *tailBuffer
+	stderr *tail.Buffer
 	ctx    context.Context
 	waited bool
 	err    error // the process's outcome once waited
@@ -110,7 +112,7 @@ func OpenProbed(ctx context.Context, info *Info, opts DecodeOptions) (*FrameRead
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", filepath.Base(info.Path), err)
 	}
-	stderr := &tailBuffer{max: stderrTail}
+	stderr := tail.New(stderrTail)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("decode %s: start ffmpeg: %w", filepath.Base(info.Path), err)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/latentsync/latentsync-service/internal/tail"
+
 	"github.com/latentsync/latentsync-service/internal/joberr"
 	"github.com/latentsync/latentsync-service/internal/raster"
 )
@@ -49,7 +51,7 @@ type Encoder struct {
 	tmpVideo string
 	cmd      *exec.Cmd
 	in       io.WriteCloser
-	stderr   *tailBuffer
+	stderr   *tail.Buffer
 	frames   int
 	done     bool  // Close or Abort ran
 	err      error // first failure of the video process
@@ -100,7 +102,7 @@ func CreateEncoder(ctx context.Context, out string, opts EncodeOptions) (*Encode
 		os.Remove(tmpVideo)
 		return nil, fmt.Errorf("encode %s: %w", out, err)
 	}
-	stderr := &tailBuffer{max: stderrTail}
+	stderr := tail.New(stderrTail)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		os.Remove(tmpVideo)

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/latentsync/latentsync-service/internal/tail"
 )
 
 // stderrTail bounds how much of a tool's stderr is kept for error messages:
@@ -47,35 +48,8 @@ func command(ctx context.Context, tool string, args ...string) *exec.Cmd {
 func runTool(ctx context.Context, tool string, args ...string) ([]byte, string, error) {
 	cmd := command(ctx, tool, args...)
 	var stdout bytes.Buffer
-	stderr := &tailBuffer{max: stderrTail}
+	stderr := tail.New(stderrTail)
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	err := cmd.Run()
 	return stdout.Bytes(), stderr.String(), err
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := len(p)
-	if len(p) > b.max {
-		p = p[len(p)-b.max:]
-	}
-	if over := len(b.buf) + len(p) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	b.buf = append(b.buf, p...)
-	return n, nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

@@ -15,9 +15,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/latentsync/latentsync-service/internal/half"
 	"math"
 	"os"
+
+	"github.com/latentsync/latentsync-service/internal/half"
 )
 
 // DataType is an ONNX TensorProto.DataType.
