@@ -147,7 +147,10 @@ func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Re
 	if err := clock.measure(StageLoadAudio, func() error {
 		samples, err := audio.Decode(ctx, req.AudioPath)
 		if err != nil {
-			return joberr.Wrap(joberr.CorruptMedia, err, "cannot decode the audio of %s", filepath.Base(req.AudioPath))
+			if joberr.CodeOf(err) == joberr.Internal {
+				return joberr.Wrap(joberr.CorruptMedia, err, "cannot decode the audio of %s", filepath.Base(req.AudioPath))
+			}
+			return err // already says which input is at fault
 		}
 		cfg := pl.audioConfig()
 		feats = audio.NewFeatures(samples, newAudioEncoder(pl.b.AudioEncoder, cfg), cfg)
