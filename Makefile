@@ -23,7 +23,8 @@ SKIMAGE_DEB_SHA     := 728d88c3e3440f1f3712de0805dc834d29248ff07e1eec8c0f3da0760
 PORTRAIT_SHA        := 88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5
 PORTRAIT            := $(DEPS)/astronaut.png
 
-APT_PACKAGES := ffmpeg espeak-ng python3-numpy
+# python3-numpy is needed only to regenerate testdata/reference (see the scripts there).
+APT_PACKAGES := ffmpeg espeak-ng
 
 export LATENTSYNC_ORT_LIB := $(ORT_LIB)
 export LATENTSYNC_BUNDLE  := $(BUNDLE)
@@ -64,7 +65,8 @@ $(BLAZEFACE_MODEL):
 # scikit-image data; the face detector has to find a real face.
 $(PORTRAIT):
 	@mkdir -p $(DEPS)/dl && cd $(DEPS)/dl && \
-	  apt-get download -qq python3-skimage=$(SKIMAGE_DEB_VERSION) 2>/dev/null && \
+	  { apt-get download -qq python3-skimage=$(SKIMAGE_DEB_VERSION) 2>/dev/null || \
+	    { apt-get update -qq && apt-get download -qq python3-skimage=$(SKIMAGE_DEB_VERSION) 2>/dev/null; }; } && \
 	  echo "$(SKIMAGE_DEB_SHA)  python3-skimage_$(SKIMAGE_DEB_VERSION)_all.deb" | sha256sum -c --quiet && \
 	  dpkg -x python3-skimage_$(SKIMAGE_DEB_VERSION)_all.deb skimage && \
 	  cp skimage/usr/lib/python3/dist-packages/skimage/data/astronaut.png $@ && rm -rf skimage *.deb && \

@@ -213,6 +213,7 @@ func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Re
 	for i := range frames {
 		frames[i] = raster.New(vinfo.Video.Width, vinfo.Video.Height)
 	}
+	report(req, "lip-sync", 0, total)
 	for start := 0; start < total; start += chunk {
 		if req.Canceled != nil && req.Canceled(ctx) {
 			return nil, joberr.New(joberr.Canceled, "job canceled")
@@ -258,9 +259,7 @@ func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Re
 		}); err != nil {
 			return nil, fmt.Errorf("encode: %w", err)
 		}
-		if req.Progress != nil {
-			req.Progress(Progress{Stage: "lip-sync", Done: start + n, Total: total})
-		}
+		report(req, "lip-sync", start+n, total)
 	}
 	if err := clock.measure(StageEncode, enc.Close); err != nil {
 		return nil, fmt.Errorf("finish encoding: %w", err)
@@ -313,6 +312,13 @@ func (pl *Pipeline) trackFaces(ctx context.Context, req Request, vinfo *media.In
 	}
 	defer r.Close()
 	img := raster.New(r.Width(), r.Height())
+	// The frame count is known only at the end; the probe's duration is a
+	// good estimate for the progress bar.
+	expected := int(math.Ceil(vinfo.Duration.Seconds() * float64(pl.p.FPS)))
+	if limit > 0 && (expected == 0 || limit < expected) {
+		expected = limit
+	}
+	report(req, StageDetectFaces, 0, expected)
 	var dets []*face.Detection
 	var prev *face.Detection
 	for {
@@ -331,6 +337,9 @@ func (pl *Pipeline) trackFaces(ctx context.Context, req Request, vinfo *media.In
 		if d != nil {
 			prev = d
 		}
+		if len(dets)%8 == 0 {
+			report(req, StageDetectFaces, min(len(dets), expected), expected)
+		}
 		if prev == nil && len(dets) >= FaceSearchFrames {
 			break // Track reports NO_FACE_DETECTED; no need to read further
 		}
@@ -342,6 +351,12 @@ func (pl *Pipeline) trackFaces(ctx context.Context, req Request, vinfo *media.In
 		return nil, joberr.New(joberr.CorruptMedia, "no video frames could be decoded from %s", filepath.Base(req.VideoPath))
 	}
 	return face.Track(dets, face.TrackOptions{Template: pl.template, Size: pl.res, FirstFaceWithin: FaceSearchFrames})
+}
+
+func report(req Request, stage string, done, total int) {
+	if req.Progress != nil {
+		req.Progress(Progress{Stage: stage, Done: done, Total: total})
+	}
 }
 
 // downsampleMask averages the pixel mask into the latent grid and rounds, so
