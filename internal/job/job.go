@@ -158,11 +158,11 @@ func NewID(now time.Time) string {
 // Apply moves j to status to at now, enforcing the status machine; the caller
 // persists it with a conditional write on the version it read.
 func (j *Job) Apply(to Status, now time.Time) error {
-	if j.Status == to {
-		return nil
-	}
 	if j.Status.Terminal() {
 		return fmt.Errorf("job %s is %s: %w", j.ID, j.Status, ErrTerminal)
+	}
+	if j.Status == to {
+		return nil
 	}
 	if !CanTransition(j.Status, to) {
 		return fmt.Errorf("job %s: %s -> %s: %w", j.ID, j.Status, to, ErrBadTransition)
