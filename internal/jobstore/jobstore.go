@@ -5,10 +5,14 @@ package jobstore
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/latentsync/latentsync-service/internal/job"
 )
+
+// ErrBadCursor: a List cursor the store did not issue (a client error).
+var ErrBadCursor = errors.New("invalid list cursor")
 
 // Store persists jobs. Every write is conditional, so concurrent writers
 // (two validations, a worker and a cancel) never lose each other's updates.

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/latentsync/latentsync-service/internal/job"
+	"github.com/latentsync/latentsync-service/internal/jobstore"
 )
 
 // Buckets of jobs.db.
@@ -32,9 +32,6 @@ type idemRecord struct {
 	JobID string `json:"job_id"`
 	Hash  string `json:"hash"`
 }
-
-// ErrBadCursor: a List cursor this store did not issue.
-var ErrBadCursor = errors.New("invalid list cursor")
 
 // OpenJobStore opens (creating) the job store under dir.
 func OpenJobStore(dir string) (*JobStore, error) {
@@ -168,7 +165,7 @@ func (s *JobStore) List(ctx context.Context, tenant string, status job.Status, l
 	if cursor != "" {
 		pos, err := base64.RawURLEncoding.DecodeString(cursor)
 		if err != nil || len(pos) < 12 {
-			return nil, "", fmt.Errorf("list jobs: %w", ErrBadCursor)
+			return nil, "", fmt.Errorf("list jobs: %w", jobstore.ErrBadCursor)
 		}
 		start = join(prefix, pos)
 	}
