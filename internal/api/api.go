@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -63,13 +64,22 @@ func orDefault[T comparable](v *T, def T) {
 	}
 }
 
-// Config is what the handler needs. Jobs, Blobs, Events, Auth and OpenAPI are required.
+// Document is the OpenAPI 3 description of this API, served at
+// GET /v1/openapi.yaml (lambdas/api/openapi.yaml links here). Tests validate
+// every request and response against it, so it cannot drift from the handlers.
+//
+//go:embed openapi.yaml
+var Document []byte
+
+// Config is what the handler needs. Jobs, Blobs, Events and Auth are required.
 type Config struct {
-	Jobs   jobstore.Store
-	Blobs  blob.Store // the uploads and outputs bucket
-	Events eventbus.Publisher
-	Auth   Authenticator
-	// OpenAPI is the document served at GET /v1/openapi.yaml.
+	Jobs  jobstore.Store
+	Blobs blob.Store // the uploads bucket
+	// Outputs is where results are downloaded from; nil means Blobs.
+	Outputs blob.Store
+	Events  eventbus.Publisher
+	Auth    Authenticator
+	// OpenAPI is the document served at GET /v1/openapi.yaml; nil means Document.
 	OpenAPI []byte
 	Limits  Limits
 	// LocalWebhooks accepts http:// webhook URLs and hosts on private,
@@ -99,8 +109,12 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("api: Config.Events is required")
 	case cfg.Auth == nil:
 		return nil, errors.New("api: Config.Auth is required")
-	case len(cfg.OpenAPI) == 0:
-		return nil, errors.New("api: Config.OpenAPI is empty")
+	}
+	if len(cfg.OpenAPI) == 0 {
+		cfg.OpenAPI = Document
+	}
+	if cfg.Outputs == nil {
+		cfg.Outputs = cfg.Blobs
 	}
 	h := &Handler{cfg: cfg, lim: cfg.Limits.withDefaults(), now: cfg.Now, log: cfg.Logger, mux: http.NewServeMux()}
 	if h.now == nil {

@@ -64,7 +64,7 @@ func (h *Handler) view(ctx context.Context, j *job.Job) (job.View, error) {
 	if key == "" {
 		key = job.OutputKey(j.Tenant, j.ID)
 	}
-	p, err := h.cfg.Blobs.PresignGet(ctx, key, h.lim.OutputURLTTL)
+	p, err := h.cfg.Outputs.PresignGet(ctx, key, h.lim.OutputURLTTL)
 	if err != nil {
 		return job.View{}, fmt.Errorf("presign output of job %s: %w", j.ID, err)
 	}

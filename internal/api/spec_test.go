@@ -16,7 +16,7 @@ import (
 )
 
 // specPath is the document the API Lambda embeds and serves.
-const specPath = "../../lambdas/api/openapi.yaml"
+const specPath = "openapi.yaml"
 
 // spec checks traffic against the OpenAPI document, so the handler and the
 // document cannot drift apart: every response must be one the document
