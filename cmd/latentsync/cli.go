@@ -31,7 +31,9 @@ type environment struct {
 const usage = `usage: latentsync <command> [flags]
 
 commands:
-  run    lip-sync one video to one speech track on this machine
+  run     lip-sync one video to one speech track on this machine
+  serve   run the whole service locally (API, uploads, validation, queue, workers, webhooks)
+  submit  submit a job to a running service as an API client, wait for it, download the result
 
 run 'latentsync <command> -h' for the command's flags
 `
@@ -44,6 +46,10 @@ func dispatch(ctx context.Context, args []string, env environment) int {
 	switch args[0] {
 	case "run":
 		return runCommand(ctx, args[1:], env)
+	case "serve":
+		return serveCommand(ctx, args[1:], env)
+	case "submit":
+		return submitCommand(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(env.stdout, usage)
 		return exitOK
