@@ -10,9 +10,6 @@ import (
 	"github.com/latentsync/latentsync-service/internal/queue"
 )
 
-// traceAttribute is the message attribute carrying the X-Ray trace header.
-const traceAttribute = "trace_header"
-
 // Worker stages around the pipeline's own (numbered like them, so stage
 // timings sort in order).
 const (
@@ -26,7 +23,7 @@ const (
 // left with a worker that still owns it.
 func (w *Worker) handle(ctx, hard context.Context, msg queue.Message) {
 	log := w.log.With("message_id", msg.ID, "receive_count", msg.ReceiveCount)
-	if th := msg.Attributes[traceAttribute]; th != "" {
+	if th := msg.Attributes[queue.TraceAttribute]; th != "" {
 		log = log.With("trace_header", th)
 	}
 	m, err := job.ParseMessage(msg.Body)

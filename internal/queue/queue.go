@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// TraceAttribute is the message attribute carrying the X-Ray trace header
+// from the API request, so the worker continues the same trace.
+const TraceAttribute = "trace_header"
+
 // ErrReceiptInvalid: the receipt handle is stale (the message was deleted or
 // its visibility expired and someone else received it).
 var ErrReceiptInvalid = errors.New("queue receipt handle no longer valid")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latentsync/latentsync-service/internal/job"
 	"github.com/latentsync/latentsync-service/internal/joberr"
+	"github.com/latentsync/latentsync-service/internal/queue"
 )
 
 // maxAttempts bounds the retries of one conditional write; each conflict
@@ -70,7 +71,9 @@ func (v *Validator) resume(ctx context.Context, log *slog.Logger, j *job.Job) er
 // event (resume) or Sweep recognises and sends again. A duplicate message
 // can only come from that recovery (or from SQS itself, which delivers at
 // least once); the worker's conditional queued -> processing write runs the
-// job once and drops the message of a job that is not queued or processing.
+// job once. A message that arrives before the queued write (the job still
+// awaiting_upload with both inputs valid) is hidden briefly by the worker and
+// received again, not dropped; other non-runnable jobs' messages are deleted.
 func (v *Validator) enqueue(ctx context.Context, log *slog.Logger, j *job.Job) error {
 	body, err := json.Marshal(job.NewMessage(j, v.cfg.Bundle))
 	if err != nil {
@@ -78,7 +81,7 @@ func (v *Validator) enqueue(ctx context.Context, log *slog.Logger, j *job.Job) e
 	}
 	attrs := map[string]string{}
 	if j.TraceHeader != "" {
-		attrs[TraceAttribute] = j.TraceHeader
+		attrs[queue.TraceAttribute] = j.TraceHeader
 	}
 	msgID, err := v.queue.Send(ctx, body, attrs)
 	if err != nil {

@@ -38,10 +38,6 @@ type Upload struct {
 	Size   int64  // as the notification reports it; the stored size is checked
 }
 
-// TraceAttribute is the queue message attribute carrying the job's X-Ray
-// trace header; the worker reads the same name.
-const TraceAttribute = "trace_header"
-
 // ErrEnqueueInFlight: both inputs are valid and another invocation is
 // sending the job's queue message right now. Retry the event later: by then
 // the job is queued (nothing to do) or, if that invocation died, old enough

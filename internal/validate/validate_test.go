@@ -10,6 +10,7 @@ import (
 	"github.com/latentsync/latentsync-service/internal/joberr"
 	"github.com/latentsync/latentsync-service/internal/media"
 	"github.com/latentsync/latentsync-service/internal/media/mediatest"
+	"github.com/latentsync/latentsync-service/internal/queue"
 	"github.com/latentsync/latentsync-service/internal/validate"
 )
 
@@ -39,8 +40,8 @@ func requireQueued(t *testing.T, e *env, j *job.Job) {
 	if m.Message != want {
 		t.Errorf("message %+v, want %+v", m.Message, want)
 	}
-	if m.Attributes[validate.TraceAttribute] != j.TraceHeader {
-		t.Errorf("trace attribute %q, want %q", m.Attributes[validate.TraceAttribute], j.TraceHeader)
+	if m.Attributes[queue.TraceAttribute] != j.TraceHeader {
+		t.Errorf("trace attribute %q, want %q", m.Attributes[queue.TraceAttribute], j.TraceHeader)
 	}
 	if evs := e.published(); len(evs) != 0 {
 		t.Errorf("events published for a valid job: %+v", evs)
