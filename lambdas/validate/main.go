@@ -1,0 +1,40 @@
+// Command validate is the upload-validation Lambda: S3 ObjectCreated events
+// on the uploads bucket; a job whose two inputs are valid is queued once.
+package main
+
+import (
+	"context"
+	"log"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/latentsync/latentsync-service/internal/awsenv"
+	"github.com/latentsync/latentsync-service/internal/validate"
+	"github.com/latentsync/latentsync-service/internal/validate/s3event"
+)
+
+func main() {
+	ctx := context.Background()
+	env, err := awsenv.Load(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, err := env.Require(awsenv.JobsTable, awsenv.UploadsBucket, awsenv.JobsQueueURL, awsenv.EventBusName)
+	if err != nil {
+		log.Fatal(err)
+	}
+	validator := validate.New(
+		env.Jobs(v[awsenv.JobsTable]),
+		env.Bucket(v[awsenv.UploadsBucket]),
+		env.Queue(v[awsenv.JobsQueueURL]),
+		env.Events(v[awsenv.EventBusName]),
+		validate.Config{
+			Bucket: v[awsenv.UploadsBucket], Bundle: env.Get(awsenv.ModelBundle),
+			Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil)),
+		},
+	)
+	lambda.Start(func(ctx context.Context, e events.S3Event) error { return s3event.HandleS3(ctx, validator, e) })
+}
