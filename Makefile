@@ -201,3 +201,14 @@ $(FAUXQS_READY): $(AWSTEST_DIR)/fauxqs/package.json $(AWSTEST_DIR)/fauxqs/packag
 	  cd $(FAUXQS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && \
 	  test "$$(node -p 'require("./node_modules/fauxqs/package.json").version')" = $(FAUXQS_VERSION) && \
 	  touch $@
+
+# --- Lambda Runtime Interface Emulator (lambdas/ end-to-end test) ------------
+# Runs the Go bootstraps directly, no Docker; pinned by module version (the Go
+# checksum database verifies the download).
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+RIE         := $(DEPS)/bin/aws-lambda-rie
+export LATENTSYNC_RIE := $(RIE)
+test: $(RIE)
+
+$(RIE):
+	GOFLAGS= GOBIN=$(DEPS)/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)

@@ -31,7 +31,9 @@ func main() {
 		Outputs: env.Bucket(v[awsenv.OutputsBucket]),
 		Events:  env.Events(v[awsenv.EventBusName]),
 		Auth:    api.GatewayAuth{},
-		Logger:  slog.New(slog.NewJSONHandler(os.Stderr, nil)),
+		// Only the emulator tests set it: production refuses private receivers.
+		LocalWebhooks: env.Flag(awsenv.PrivateWebhook),
+		Logger:        slog.New(slog.NewJSONHandler(os.Stderr, nil)),
 	})
 	if err != nil {
 		log.Fatal(err)
