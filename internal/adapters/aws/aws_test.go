@@ -117,54 +117,6 @@ func TestJobTableLayout(t *testing.T) {
 	}
 }
 
-// DynamoDB Local runs TTL deletion: a job past expire_at goes away with its
-// idempotency key, a job before it or without it stays. This holds only
-// if expire_at is stored as epoch seconds.
-func TestJobTTL(t *testing.T) {
-	ddb := awstest.StartDynamoDB(t)
-	table := awstest.Name(t, "jobs")
-	ddb.CreateTable(t, awsadapter.JobTableSchema(table), awsadapter.JobTableTTL(table))
-	st := awsadapter.NewJobStore(ddb.Client, table)
-	now := time.Now()
-	tests := []struct {
-		id       string
-		expireAt time.Time
-		gone     bool
-	}{
-		{"job_expired", now.Add(-400 * 24 * time.Hour), true},
-		{"job_hour", now.Add(-time.Hour), true},
-		{"job_live", now.Add(time.Hour), false},
-		{"job_no_ttl", time.Time{}, false},
-	}
-	for _, tc := range tests {
-		j := newJob("tenant-a", tc.id)
-		j.ExpireAt = tc.expireAt
-		if _, err := st.Create(t.Context(), j, "key-"+tc.id, "h"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < 40; i++ {
-		t.Logf("%ds: expired %v hour %v", i, rawItem(t, ddb.Client, table, "JOB#job_expired") != nil, rawItem(t, ddb.Client, table, "JOB#job_hour") != nil)
-		time.Sleep(time.Second)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for rawItem(t, ddb.Client, table, "JOB#job_expired") != nil || rawItem(t, ddb.Client, table, "IDEM#tenant-a#key-job_expired") != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the expired job or its idempotency key is still stored after 30s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	for _, tc := range tests {
-		_, err := st.Get(t.Context(), "tenant-a", tc.id)
-		if gone := errors.Is(err, job.ErrNotFound); gone != tc.gone || (err != nil && !gone) {
-			t.Errorf("Get(%s) = %v, want gone %v", tc.id, err, tc.gone)
-		}
-		if idem := rawItem(t, ddb.Client, table, "IDEM#tenant-a#key-"+tc.id); (idem == nil) != tc.gone {
-			t.Errorf("idempotency key of %s stored = %v, want %v", tc.id, idem != nil, !tc.gone)
-		}
-	}
-}
-
 // Programs configured only by the standard environment (as the Lambdas
 // are) reach the emulators with no code change, S3 included: an IP
 // endpoint makes the SDK use path-style addressing by itself.

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/latentsync/latentsync-service/internal/job"
+	"github.com/latentsync/latentsync-service/internal/jobstore"
 )
 
 // Job table names (see the package documentation for the design).
@@ -381,7 +382,7 @@ func decodeCursor(cursor string) (sk, id string, err error) {
 			return string(b), id, nil
 		}
 	}
-	return "", "", fmt.Errorf("list jobs: malformed cursor %q", cursor)
+	return "", "", fmt.Errorf("list jobs: malformed cursor %q: %w", cursor, jobstore.ErrBadCursor)
 }
 
 // ListExpired implements jobstore.Store: one range query on the sparse

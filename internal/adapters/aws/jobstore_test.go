@@ -10,8 +10,8 @@ import (
 )
 
 // One DynamoDB Local for the suite; each sub-test gets its own table.
-// TTL stays off: the suite's jobs expire_at dates long past, and DynamoDB
-// Local deletes such items within seconds (TestJobTTL relies on that).
+// TTL stays off: the suite's jobs expire at dates long past, and DynamoDB
+// Local's TTL sweeper deletes some of them in the middle of the sub-tests.
 func TestJobStoreConformance(t *testing.T) {
 	ddb := awstest.StartDynamoDB(t)
 	jobstoretest.Run(t, func(t *testing.T) jobstore.Store {

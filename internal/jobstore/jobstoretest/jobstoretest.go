@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) jobstore.Store) {
 		{"ListNewestFirstPaginated", testListPaginated},
 		{"ListStatusFilter", testListStatusFilter},
 		{"ListExpired", testListExpired},
+		{"ListRejectsForeignCursor", testListBadCursor},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -510,5 +511,14 @@ func testListExpired(t *testing.T, s jobstore.Store) {
 	}
 	if len(limited) != 2 {
 		t.Errorf("ListExpired(limit 2) returned %d jobs, want 2", len(limited))
+	}
+}
+
+// testListBadCursor: a cursor the store never issued is the client's error.
+func testListBadCursor(t *testing.T, s jobstore.Store) {
+	for _, cursor := range []string{"not a cursor!", "AAAA", "%%%"} {
+		if _, _, err := s.List(context.Background(), "tenant-x", "", 10, cursor); !errors.Is(err, jobstore.ErrBadCursor) {
+			t.Errorf("cursor %q: %v, want ErrBadCursor", cursor, err)
+		}
 	}
 }

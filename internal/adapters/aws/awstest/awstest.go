@@ -4,9 +4,10 @@
 // stops it in t.Cleanup and returns SDK clients pointing at it.
 //
 // `make emulators` (a prerequisite of `make test`) installs both under
-// .deps/ and exports LATENTSYNC_DYNAMODB_LOCAL and LATENTSYNC_FAUXQS. Without
-// them the tests skip, unless CI or LATENTSYNC_REQUIRE_EMULATORS is set
-// (as `make test` does): then a missing emulator fails the test.
+// .deps/ and exports their directories as LATENTSYNC_DYNAMODB_LOCAL and
+// LATENTSYNC_FAUXQS; unset, the module's .deps/ is searched. A missing
+// emulator (or java, node) skips the test, unless CI or
+// LATENTSYNC_REQUIRE_EMULATORS is set, as `make test` does: then it fails.
 package awstest
 
 import (
@@ -164,7 +165,7 @@ const startTimeout = 60 * time.Second
 // prints once it listens; it retries with another port when the process
 // exits first (the port was taken meanwhile). cmdFor builds the command for
 // a port.
-func start(t testing.TB, name, ready string, cmdFor func(port int) *exec.Cmd) (int, *process) {
+func start(t testing.TB, name, ready string, cmdFor func(port int) *exec.Cmd) int {
 	t.Helper()
 	var lastErr error
 	for range 3 {
@@ -180,12 +181,12 @@ func start(t testing.TB, name, ready string, cmdFor func(port int) *exec.Cmd) (i
 					t.Logf("%s output:\n%s", name, tail(p.out.String(), 4000))
 				}
 			})
-			return port, p
+			return port
 		}
 		lastErr = err
 	}
 	t.Fatalf("%s did not start: %v", name, lastErr)
-	return 0, nil
+	return 0
 }
 
 func launch(cmd *exec.Cmd, ready string) (*process, error) {

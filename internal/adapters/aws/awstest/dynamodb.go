@@ -32,7 +32,7 @@ func StartDynamoDB(t testing.TB) *DynamoDB {
 	requireFile(t, filepath.Join(dir, "DynamoDBLocal.jar"), "DynamoDB Local")
 	requireFile(t, filepath.Join(dir, "loopback", "DynamoDBLocalLoopback.class"), "DynamoDB Local's loopback launcher")
 	classpath := filepath.Join(dir, "loopback") + ":" + filepath.Join(dir, "DynamoDBLocal.jar") + ":" + filepath.Join(dir, "DynamoDBLocal_lib", "*")
-	port, _ := start(t, "DynamoDB Local", "DynamoDB Local ready", func(port int) *exec.Cmd {
+	port := start(t, "DynamoDB Local", "DynamoDB Local ready", func(port int) *exec.Cmd {
 		cmd := exec.Command(java,
 			// A small heap and the quick JIT tier: tests make a few hundred
 			// requests, start-up time matters more than peak speed.

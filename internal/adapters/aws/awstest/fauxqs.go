@@ -41,7 +41,7 @@ func StartFauxqs(t testing.TB) *Fauxqs {
 	dir := installDir(t, "LATENTSYNC_FAUXQS", FauxqsDir)
 	node := lookPath(t, "node")
 	requireFile(t, filepath.Join(dir, "node_modules", "fauxqs", "dist", "app.js"), "fauxqs")
-	port, _ := start(t, "fauxqs", "fauxqs ready", func(port int) *exec.Cmd {
+	port := start(t, "fauxqs", "fauxqs ready", func(port int) *exec.Cmd {
 		cmd := exec.Command(node, "--input-type=module", "--eval", fauxqsLauncher, dir, strconv.Itoa(port))
 		cmd.Dir = dir
 		return cmd
