@@ -39,6 +39,7 @@ import (
 	"github.com/latentsync/latentsync-service/internal/blob"
 	"github.com/latentsync/latentsync-service/internal/job"
 	"github.com/latentsync/latentsync-service/internal/webhook"
+	"github.com/latentsync/latentsync-service/internal/webhook/webhooktest"
 )
 
 const (
@@ -58,7 +59,7 @@ func TestServiceUnderRuntimeEmulator(t *testing.T) {
 	outputs := fq.CreateBucket(t, awstest.Name(t, "outputs"))
 	queueURL, _ := fq.CreateQueues(t, awstest.Name(t, "jobs"), 3)
 	bus := newEventCapture(t)
-	hooks := newHookReceiver(t)
+	hooks := webhooktest.Start(t, webhookKey(t))
 
 	env := map[string]string{
 		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -77,7 +78,7 @@ func TestServiceUnderRuntimeEmulator(t *testing.T) {
 	// 1. Create the job through API Gateway's proxy event.
 	video, audio := fileSize(t, sampleVideo), fileSize(t, sampleAudio)
 	create := loadEvent[events.APIGatewayProxyRequest](t, "apigw-create-job.json")
-	create.Body = fmt.Sprintf(`{"video":{"content_type":"video/mp4","size_bytes":%d},"audio":{"content_type":"audio/wav","size_bytes":%d},"webhook":{"url":%q}}`, video, audio, hooks.url)
+	create.Body = fmt.Sprintf(`{"video":{"content_type":"video/mp4","size_bytes":%d},"audio":{"content_type":"audio/wav","size_bytes":%d},"webhook":{"url":%q}}`, video, audio, hooks.URL)
 	var createResp events.APIGatewayProxyResponse
 	invoke(t, apiFn, create, &createResp)
 	if createResp.StatusCode != http.StatusCreated {
@@ -141,7 +142,7 @@ func TestServiceUnderRuntimeEmulator(t *testing.T) {
 	ev := bus.wait(t, job.EventSucceeded)
 	var none any
 	invoke(t, notifyFn, ev, &none)
-	delivery := hooks.wait(t)
+	delivery := hooks.Next(t, 30*time.Second)
 	if delivery["type"] != job.EventSucceeded || delivery["data"].(map[string]any)["id"] != created.ID {
 		t.Fatalf("webhook %v", delivery)
 	}
@@ -378,40 +379,11 @@ func (c *eventCapture) wait(t *testing.T, detailType string) events.CloudWatchEv
 	return events.CloudWatchEvent{}
 }
 
-type hookReceiver struct {
-	url string
-	got chan map[string]any
-}
-
-func newHookReceiver(t *testing.T) *hookReceiver {
+func webhookKey(t *testing.T) []byte {
+	t.Helper()
 	key, err := webhook.ParseSecret(webhookSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hookReceiver{got: make(chan map[string]any, 4)}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if err := webhook.Verify(key, r.Header, body, time.Now()); err != nil {
-			t.Errorf("webhook signature: %v", err)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var v map[string]any
-		json.Unmarshal(body, &v)
-		h.got <- v
-	}))
-	t.Cleanup(srv.Close)
-	h.url = srv.URL + "/hook"
-	return h
-}
-
-func (h *hookReceiver) wait(t *testing.T) map[string]any {
-	t.Helper()
-	select {
-	case v := <-h.got:
-		return v
-	case <-time.After(30 * time.Second):
-		t.Fatal("no webhook delivered")
-		return nil
-	}
+	return key
 }

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -48,18 +45,20 @@ func submitCommand(ctx context.Context, args []string, env environment) int {
 	defer cancel()
 	c := &apiclient.Client{BaseURL: *apiURL, APIKey: *key}
 
-	var hooks *hookReceiver
+	var hooks *webhook.Receiver
 	req := apiclient.CreateRequest{Options: &opts, ClientReference: filepath.Base(*video)}
 	if *secret != "" {
 		raw, err := webhook.ParseSecret(*secret)
 		if err != nil {
 			return reportError(env, joberr.Wrap(joberr.InvalidRequest, err, "webhook secret: %v", err))
 		}
-		if hooks, err = newHookReceiver(raw); err != nil {
+		hooks = webhook.NewReceiver(webhook.ReceiverConfig{Key: raw})
+		ep, err := hooks.Listen()
+		if err != nil {
 			return reportError(env, err)
 		}
-		defer hooks.Close()
-		req.Webhook = &apiclient.Webhook{URL: hooks.URL()}
+		defer ep.Close()
+		req.Webhook = &apiclient.Webhook{URL: ep.URL}
 	}
 	for _, in := range []struct {
 		path string
@@ -85,11 +84,15 @@ func submitCommand(ctx context.Context, args []string, env environment) int {
 
 	var view *job.View
 	if hooks != nil {
-		ev, err := hooks.Wait(ctx)
+		hook, err := hooks.Next(ctx)
 		if err != nil {
-			return reportError(env, err)
+			return reportError(env, errors.New("no webhook arrived before the timeout"))
 		}
-		fmt.Fprintf(env.stdout, "webhook %s verified: %s for job %s\n", ev.id, ev.Type, ev.Data.ID)
+		var data job.View
+		if err := json.Unmarshal(hook.Data, &data); err != nil {
+			return reportError(env, fmt.Errorf("webhook %s data: %w", hook.ID, err))
+		}
+		fmt.Fprintf(env.stdout, "webhook %s verified: %s for job %s\n", hook.ID, hook.Type, data.ID)
 		view, err = c.Get(ctx, created.ID)
 		if err != nil {
 			return reportError(env, err)
@@ -112,66 +115,3 @@ func submitCommand(ctx context.Context, args []string, env environment) int {
 	fmt.Fprintf(env.stdout, "output %s (%d bytes)\n", *out, n)
 	return exitOK
 }
-
-// hookReceiver is a one-shot webhook endpoint on 127.0.0.1 that accepts only
-// deliveries whose Standard Webhooks signature verifies.
-type hookReceiver struct {
-	secret []byte
-	srv    *http.Server
-	ln     net.Listener
-	got    chan hookEvent
-}
-
-type hookEvent struct {
-	id   string
-	Type string   `json:"type"`
-	Data job.View `json:"data"`
-}
-
-func newHookReceiver(secret []byte) (*hookReceiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("webhook receiver: %w", err)
-	}
-	h := &hookReceiver{secret: secret, ln: ln, got: make(chan hookEvent, 1)}
-	h.srv = &http.Server{Handler: http.HandlerFunc(h.serve), ReadHeaderTimeout: 5 * time.Second}
-	go h.srv.Serve(ln)
-	return h, nil
-}
-
-func (h *hookReceiver) URL() string { return "http://" + h.ln.Addr().String() + "/webhook" }
-
-func (h *hookReceiver) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		http.Error(w, "read body", http.StatusBadRequest)
-		return
-	}
-	if err := webhook.Verify(h.secret, r.Header, body, time.Now()); err != nil {
-		http.Error(w, "signature: "+err.Error(), http.StatusUnauthorized)
-		return
-	}
-	var ev hookEvent
-	if err := json.Unmarshal(body, &ev); err != nil {
-		http.Error(w, "body", http.StatusBadRequest)
-		return
-	}
-	ev.id = r.Header.Get(webhook.HeaderID)
-	w.WriteHeader(http.StatusNoContent)
-	select {
-	case h.got <- ev:
-	default: // a retry of a delivery already taken
-	}
-}
-
-// Wait returns the first verified delivery.
-func (h *hookReceiver) Wait(ctx context.Context) (hookEvent, error) {
-	select {
-	case ev := <-h.got:
-		return ev, nil
-	case <-ctx.Done():
-		return hookEvent{}, errors.New("no webhook arrived before the timeout")
-	}
-}
-
-func (h *hookReceiver) Close() { h.srv.Close() }

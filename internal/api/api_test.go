@@ -15,6 +15,7 @@ import (
 
 	"github.com/latentsync/latentsync-service/internal/adapters/local"
 	"github.com/latentsync/latentsync-service/internal/api"
+	"github.com/latentsync/latentsync-service/internal/fakeclock"
 	"github.com/latentsync/latentsync-service/internal/job"
 	"github.com/latentsync/latentsync-service/internal/jobstore"
 )
@@ -27,25 +28,6 @@ const (
 
 var t0 = time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
 
-// clock is the injected clock: tests move it, so deadlines and URL expiry
-// are exact.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is the API and the local blob handler on one 127.0.0.1 server, over
 // the real local adapters.
 type env struct {
@@ -53,7 +35,7 @@ type env struct {
 	jobs  *local.JobStore
 	blobs *local.BlobStore
 	bus   *local.EventBus
-	clock *clock
+	clock *fakeclock.Clock // tests move it, so deadlines and URL expiry are exact
 	spec  *spec
 	logs  *syncBuffer
 	h     *api.Handler
@@ -72,7 +54,7 @@ type options struct {
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{clock: &clock{now: t0}, spec: loadSpec(t), logs: &syncBuffer{}}
+	e := &env{clock: fakeclock.New(t0), spec: loadSpec(t), logs: &syncBuffer{}}
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)

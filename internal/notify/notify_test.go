@@ -20,6 +20,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/latentsync/latentsync-service/internal/fakeclock"
 	"github.com/latentsync/latentsync-service/internal/job"
 	"github.com/latentsync/latentsync-service/internal/webhook"
 )
@@ -28,23 +29,19 @@ var testKey = []byte("test-secret-0123456789abcdef")
 
 // clock is the Notifier's time in tests: sleeping advances it instantly.
 type clock struct {
+	*fakeclock.Clock
 	mu     sync.Mutex
-	t      time.Time
 	sleeps []time.Duration
 }
 
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 15, 12, 31, 20, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
+func newClock() *clock {
+	return &clock{Clock: fakeclock.New(time.Date(2026, 1, 15, 12, 31, 20, 0, time.UTC))}
 }
 
 func (c *clock) Sleep(ctx context.Context, d time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	c.Advance(d)
 	c.sleeps = append(c.sleeps, d)
 	return ctx.Err()
 }

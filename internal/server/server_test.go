@@ -2,11 +2,9 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,7 +22,7 @@ import (
 	"github.com/latentsync/latentsync-service/internal/media"
 	"github.com/latentsync/latentsync-service/internal/media/mediatest"
 	"github.com/latentsync/latentsync-service/internal/server"
-	"github.com/latentsync/latentsync-service/internal/webhook"
+	"github.com/latentsync/latentsync-service/internal/webhook/webhooktest"
 )
 
 const (
@@ -76,45 +74,6 @@ func start(t *testing.T, dataDir string, p worker.Pipeline) (*server.Server, fun
 	return srv, stop
 }
 
-// receiver collects webhook deliveries whose signature verifies.
-type receiver struct {
-	url    string
-	events chan map[string]any
-}
-
-func newReceiver(t *testing.T) *receiver {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &receiver{url: "http://" + ln.Addr().String() + "/hook", events: make(chan map[string]any, 8)}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		if err := webhook.Verify(secret, req.Header, body, time.Now()); err != nil {
-			t.Errorf("webhook signature: %v", err)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		var ev map[string]any
-		json.Unmarshal(body, &ev)
-		r.events <- ev
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return r
-}
-
-func (r *receiver) next(t *testing.T) map[string]any {
-	t.Helper()
-	select {
-	case ev := <-r.events:
-		return ev
-	case <-time.After(90 * time.Second):
-		t.Fatal("no webhook")
-		return nil
-	}
-}
-
 func submit(t *testing.T, c *apiclient.Client, video, audio, hook string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -145,11 +104,11 @@ func submit(t *testing.T, c *apiclient.Client, video, audio, hook string) string
 // signed webhook, status with metrics, download of a playable result.
 func TestClientJourney(t *testing.T) {
 	srv, _ := start(t, t.TempDir(), realPipeline(t))
-	hooks := newReceiver(t)
+	hooks := webhooktest.Start(t, secret)
 	c := &apiclient.Client{BaseURL: srv.URL(), APIKey: apiKey}
-	id := submit(t, c, sampleVideo, sampleAudio, hooks.url)
+	id := submit(t, c, sampleVideo, sampleAudio, hooks.URL)
 
-	ev := hooks.next(t)
+	ev := hooks.Next(t, 90*time.Second)
 	if ev["type"] != job.EventSucceeded || ev["data"].(map[string]any)["id"] != id {
 		t.Fatalf("webhook %v", ev)
 	}
@@ -172,10 +131,10 @@ func TestClientJourney(t *testing.T) {
 
 func TestBadUploadFailsTheJob(t *testing.T) {
 	srv, _ := start(t, t.TempDir(), realPipeline(t))
-	hooks := newReceiver(t)
+	hooks := webhooktest.Start(t, secret)
 	c := &apiclient.Client{BaseURL: srv.URL(), APIKey: apiKey}
-	id := submit(t, c, mediatest.VideoOnlyMP4(t), mediatest.VideoOnlyMP4(t), hooks.url)
-	ev := hooks.next(t)
+	id := submit(t, c, mediatest.VideoOnlyMP4(t), mediatest.VideoOnlyMP4(t), hooks.URL)
+	ev := hooks.Next(t, 90*time.Second)
 	data := ev["data"].(map[string]any)
 	if ev["type"] != job.EventFailed || data["id"] != id || data["error"].(map[string]any)["code"] != string(joberr.NoAudioStream) {
 		t.Fatalf("webhook %v", ev)
@@ -197,9 +156,9 @@ func TestJobSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	b := blocked{started: make(chan struct{})}
 	srv, stop := start(t, dir, b)
-	hooks := newReceiver(t)
+	hooks := webhooktest.Start(t, secret)
 	c := &apiclient.Client{BaseURL: srv.URL(), APIKey: apiKey}
-	id := submit(t, c, sampleVideo, sampleAudio, hooks.url)
+	id := submit(t, c, sampleVideo, sampleAudio, hooks.URL)
 	select {
 	case <-b.started:
 	case <-time.After(60 * time.Second):
@@ -218,7 +177,7 @@ func TestJobSurvivesRestart(t *testing.T) {
 	if v.Status != job.Succeeded {
 		t.Fatalf("after restart: %+v", v)
 	}
-	if ev := hooks.next(t); ev["type"] != job.EventSucceeded {
+	if ev := hooks.Next(t, 90*time.Second); ev["type"] != job.EventSucceeded {
 		t.Fatalf("webhook %v", ev)
 	}
 	var apiErr *apiclient.Error

@@ -12,35 +12,18 @@ import (
 	"time"
 
 	"github.com/latentsync/latentsync-service/internal/adapters/local"
+	"github.com/latentsync/latentsync-service/internal/fakeclock"
 	"github.com/latentsync/latentsync-service/internal/job"
 	"github.com/latentsync/latentsync-service/internal/validate"
 )
 
 const tenant = "tenant-a"
 
-// clock is the validator's time, moved by the test (grace periods, deadlines).
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is a validator over the real local adapters in a temporary directory.
 type env struct {
 	t     *testing.T
 	ctx   context.Context
-	clock *clock
+	clock *fakeclock.Clock // the validator's time (grace periods, deadlines)
 	jobs  *local.JobStore
 	blobs *local.BlobStore
 	queue *local.Queue
@@ -62,7 +45,7 @@ func newEnv(t *testing.T, cfg validate.Config, w wrap) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, ctx: ctx, clock: &clock{now: time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)}}
+	e := &env{t: t, ctx: ctx, clock: fakeclock.New(time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC))}
 	var err error
 	if e.jobs, err = local.OpenJobStore(dir); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@
 package infertest
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/latentsync/latentsync-service/gpuworker/infer"
+	"github.com/latentsync/latentsync-service/internal/modroot"
 )
 
 // EnvLibrary names the variable that overrides the library path.
@@ -26,7 +26,7 @@ func LibraryPath() string {
 	if p := os.Getenv(EnvLibrary); p != "" {
 		return p
 	}
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return ""
 	}
@@ -35,25 +35,6 @@ func LibraryPath() string {
 		return ""
 	}
 	return p
-}
-
-// moduleRoot walks up from the working directory, which go test sets to the
-// package directory, to the directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // ONNX Runtime allows one environment per process, so the test binary shares

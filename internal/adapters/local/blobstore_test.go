@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/latentsync/latentsync-service/internal/blob"
 	"github.com/latentsync/latentsync-service/internal/blob/blobtest"
+	"github.com/latentsync/latentsync-service/internal/fakeclock"
 )
 
 // serveBlobs starts a 127.0.0.1 server with the store's handler mounted at
@@ -83,10 +83,8 @@ func TestBlobStoreSurvivesRestart(t *testing.T) {
 
 func TestBlobHandlerRefuses(t *testing.T) {
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	var now atomic.Pointer[time.Time] // read by the server goroutine
-	now.Store(&start)
-	clock := func() time.Time { return *now.Load() }
-	store, _ := serveBlobs(t, t.TempDir(), BlobConfig{Secret: []byte("test secret"), Now: clock})
+	clock := fakeclock.New(start) // read by the server goroutine
+	store, _ := serveBlobs(t, t.TempDir(), BlobConfig{Secret: []byte("test secret"), Now: clock.Now})
 	ctx := t.Context()
 	const key = "uploads/t/j/audio"
 	put, err := store.PresignPut(ctx, key, "audio/wav", 4, time.Minute)
@@ -120,8 +118,7 @@ func TestBlobHandlerRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			at := start.Add(tc.advance)
-			now.Store(&at)
+			clock.Set(start.Add(tc.advance))
 			req, err := http.NewRequestWithContext(ctx, tc.method, tc.url, tc.body)
 			if err != nil {
 				t.Fatal(err)

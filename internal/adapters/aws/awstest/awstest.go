@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -33,6 +32,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+
+	"github.com/latentsync/latentsync-service/internal/modroot"
 )
 
 // Region every emulator client uses.
@@ -96,28 +97,11 @@ func installDir(t testing.TB, env, dir string) string {
 	if d := os.Getenv(env); d != "" {
 		return d
 	}
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		unavailable(t, "%s is not set and %v", env, err)
 	}
 	return filepath.Join(root, ".deps", dir)
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // freePort returns a port on 127.0.0.1 that was free a moment ago. Another
