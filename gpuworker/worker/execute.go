@@ -30,6 +30,7 @@ type outcome struct {
 // execute runs a claimed job on ctx (which ends only after the shutdown
 // grace) and settles the job and the message according to how it ended.
 func (w *Worker) execute(ctx context.Context, log *slog.Logger, msg queue.Message, m job.Message, j *job.Job) {
+	claimed := w.cfg.Now()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	l := newLease(w, log, msg, j, cancel)
@@ -47,22 +48,38 @@ func (w *Worker) execute(ctx context.Context, log *slog.Logger, msg queue.Messag
 	// Bookkeeping from here on must happen even when ctx ended (shutdown).
 	dctx, dcancel := detached(ctx)
 	defer dcancel()
-	if lost := l.lostReason(); lost != nil {
-		w.abandon(dctx, log, l, out, lost)
-		return
+	if l.stage != "" {
+		log = log.With("stage", l.stage) // where the run stopped
 	}
-	switch {
+	var how Outcome
+	switch lost := l.lostReason(); {
+	case lost != nil:
+		how = w.abandon(dctx, log, l, out, lost)
+		err = lost // whatever the pipeline said, it stopped because of this
 	case err == nil:
-		w.succeed(dctx, log, l, out)
+		how = w.succeed(dctx, log, l, out)
 	case errors.Is(context.Cause(runCtx), errShutdown):
 		log.Info("shutting down: releasing the job to another worker", "error", err.Error())
-		w.release(dctx, log, l, 0)
+		how = w.release(dctx, log, l, 0, OutcomeReleased)
 	case finalCode(joberr.CodeOf(err)):
-		w.fail(dctx, log, l, err)
+		how = w.fail(dctx, log, l, err)
 	default:
 		d := w.backoff(msg.ReceiveCount)
 		log.Error("job attempt failed; will retry", "code", string(joberr.CodeOf(err)), "error", err.Error(), "retry_in_s", d.Seconds())
-		w.release(dctx, log, l, d)
+		how = w.release(dctx, log, l, d, OutcomeRetry)
+	}
+	if w.cfg.Observer != nil {
+		th := msg.Attributes[queue.TraceAttribute]
+		if th == "" {
+			th = j.TraceHeader
+		}
+		if how == OutcomeSucceeded {
+			err = nil
+		}
+		w.cfg.Observer.RunEnded(dctx, Run{
+			Job: l.current(), Outcome: how, Err: err, TraceHeader: th, QueuedAt: msg.SentAt,
+			Started: claimed, Ended: w.cfg.Now(), Stages: out.stages, Stage: l.stage, Result: out.res,
+		})
 	}
 }
 
@@ -171,7 +188,7 @@ func (w *Worker) download(ctx context.Context, key, path string) error {
 
 // succeed records the result and metrics, publishes job.succeeded and
 // deletes the message.
-func (w *Worker) succeed(ctx context.Context, log *slog.Logger, l *lease, out outcome) {
+func (w *Worker) succeed(ctx context.Context, log *slog.Logger, l *lease, out outcome) Outcome {
 	now := w.cfg.Now()
 	metrics := &job.Metrics{
 		Frames: out.res.Frames, DurationS: out.res.DurationSeconds,
@@ -189,35 +206,33 @@ func (w *Worker) succeed(ctx context.Context, log *slog.Logger, l *lease, out ou
 	})
 	if err != nil {
 		if lost := l.lostReason(); lost != nil {
-			w.abandon(ctx, log, l, out, lost)
-			return
+			return w.abandon(ctx, log, l, out, lost)
 		}
 		log.Error("record success; will retry the job", "error", err.Error())
-		w.release(ctx, log, l, w.backoff(l.msg.ReceiveCount))
-		return
+		return w.release(ctx, log, l, w.backoff(l.msg.ReceiveCount), OutcomeRetry)
 	}
 	j := l.current()
 	log.Info("job succeeded", "frames", metrics.Frames, "duration_s", metrics.DurationS,
 		"processing_s", metrics.ProcessingS, "output_bytes", out.size)
 	w.settle(ctx, log, l.msg, &j)
+	return OutcomeSucceeded
 }
 
 // fail records a final failure, publishes job.failed and deletes the message.
-func (w *Worker) fail(ctx context.Context, log *slog.Logger, l *lease, cause error) {
+func (w *Worker) fail(ctx context.Context, log *slog.Logger, l *lease, cause error) Outcome {
 	code, message := joberr.CodeOf(cause), joberr.MessageOf(cause)
 	err := l.update(ctx, func(j *job.Job) error { return j.Fail(code, message, w.cfg.Now()) })
 	if err != nil {
 		if lost := l.lostReason(); lost != nil {
-			w.abandon(ctx, log, l, outcome{}, lost)
-			return
+			return w.abandon(ctx, log, l, outcome{}, lost)
 		}
 		log.Error("record failure; will retry the job", "error", err.Error())
-		w.release(ctx, log, l, w.backoff(l.msg.ReceiveCount))
-		return
+		return w.release(ctx, log, l, w.backoff(l.msg.ReceiveCount), OutcomeRetry)
 	}
 	j := l.current()
 	log.Warn("job failed", "code", string(code), "error", cause.Error())
 	w.settle(ctx, log, l.msg, &j)
+	return OutcomeFailed
 }
 
 // settle publishes a finished job's event and deletes its message. When
@@ -234,8 +249,9 @@ func (w *Worker) settle(ctx context.Context, log *slog.Logger, msg queue.Message
 
 // release hands the job back: queued again, message visible after d. If
 // the store cannot be written the job stays processing, and the message's
-// next delivery takes it over once it is stale.
-func (w *Worker) release(ctx context.Context, log *slog.Logger, l *lease, d time.Duration) {
+// next delivery takes it over once it is stale. It returns how (unless the
+// job turns out to be lost meanwhile).
+func (w *Worker) release(ctx context.Context, log *slog.Logger, l *lease, d time.Duration, how Outcome) Outcome {
 	err := l.update(ctx, func(j *job.Job) error {
 		if err := j.Apply(job.Queued, w.cfg.Now()); err != nil {
 			return err
@@ -245,16 +261,16 @@ func (w *Worker) release(ctx context.Context, log *slog.Logger, l *lease, d time
 	})
 	if err != nil {
 		if lost := l.lostReason(); lost != nil {
-			w.abandon(ctx, log, l, outcome{}, lost)
-			return
+			return w.abandon(ctx, log, l, outcome{}, lost)
 		}
 		log.Error("requeue job", "error", err.Error())
 	}
 	w.hide(ctx, log, l.msg, d)
+	return how
 }
 
 // abandon ends a run whose job is no longer this worker's.
-func (w *Worker) abandon(ctx context.Context, log *slog.Logger, l *lease, out outcome, lost error) {
+func (w *Worker) abandon(ctx context.Context, log *slog.Logger, l *lease, out outcome, lost error) Outcome {
 	switch {
 	case errors.Is(lost, errCanceled):
 		// The canceling side wrote the status and published job.canceled.
@@ -265,6 +281,7 @@ func (w *Worker) abandon(ctx context.Context, log *slog.Logger, l *lease, out ou
 		}
 		log.Info("job canceled; output discarded")
 		w.delete(ctx, log, l.msg)
+		return OutcomeCanceled
 	case errors.Is(lost, errFinished):
 		w.delete(ctx, log, l.msg)
 	default:
@@ -272,4 +289,5 @@ func (w *Worker) abandon(ctx context.Context, log *slog.Logger, l *lease, out ou
 		// touch neither.
 		log.Warn("job taken over by another worker; leaving it")
 	}
+	return OutcomeLost
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/latentsync/latentsync-service/internal/job"
 	"github.com/latentsync/latentsync-service/internal/queue"
+	"github.com/latentsync/latentsync-service/internal/traceheader"
 )
 
 // Worker stages around the pipeline's own (numbered like them, so stage
@@ -23,8 +24,11 @@ const (
 // left with a worker that still owns it.
 func (w *Worker) handle(ctx, hard context.Context, msg queue.Message) {
 	log := w.log.With("message_id", msg.ID, "receive_count", msg.ReceiveCount)
-	if th := msg.Attributes[queue.TraceAttribute]; th != "" {
-		log = log.With("trace_header", th)
+	// The trace id (not the whole header) is what X-Ray and the metrics'
+	// trace_id property show, so logs, traces and metrics join on it.
+	traced := false
+	if id := traceheader.TraceID(msg.Attributes[queue.TraceAttribute]); id != "" {
+		log, traced = log.With("trace_id", id), true
 	}
 	m, err := job.ParseMessage(msg.Body)
 	if err != nil {
@@ -43,6 +47,13 @@ func (w *Worker) handle(ctx, hard context.Context, msg queue.Message) {
 	j, ok := w.claim(hard, log, msg, m)
 	if !ok {
 		return
+	}
+	if id := traceheader.TraceID(j.TraceHeader); !traced && id != "" {
+		log = log.With("trace_id", id)
+	}
+	if w.cfg.Running != nil {
+		w.cfg.Running(m.JobID, true)
+		defer w.cfg.Running(m.JobID, false)
 	}
 	w.execute(hard, log, msg, m, j)
 }

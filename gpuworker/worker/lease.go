@@ -172,7 +172,7 @@ func (l *lease) report(ctx context.Context, stage string, done, total int) {
 		return nil
 	})
 	if err != nil && !isLoss(err) && ctx.Err() == nil {
-		l.log.Warn("progress write failed", "error", err.Error())
+		l.log.Warn("progress write failed", "stage", stage, "error", err.Error())
 	}
 }
 

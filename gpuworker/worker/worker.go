@@ -70,12 +70,23 @@ type Config struct {
 	// had none in hand and false when it has none left: the ECS wiring turns
 	// it into task scale-in protection. An error is logged; work goes on.
 	Busy func(ctx context.Context, busy bool) error
+	// Polled, when set, is told the time of every receive from the jobs
+	// queue that did not fail, empty or not: the health check's sign that
+	// the worker still polls.
+	Polled func(time.Time)
+	// Running, when set, is told when this worker starts running a job it
+	// claimed (true) and when it is done with it (false).
+	Running func(jobID string, running bool)
 
 	// WorkDir holds the per-job temporary directories ("" = os.TempDir()).
 	WorkDir string
 	// BundleVersion is recorded on the job as the model bundle that ran it
 	// (when empty, the message's bundle is kept).
 	BundleVersion string
+
+	// Observer, when set, is told how every run of a claimed job ended
+	// (see Run): the ECS wiring turns it into metrics and a trace.
+	Observer Observer
 
 	Now func() time.Time // [time.Now]
 }
@@ -178,6 +189,9 @@ func (w *Worker) consume(ctx, hard context.Context, slot int) {
 			continue
 		}
 		failures = 0
+		if w.cfg.Polled != nil {
+			w.cfg.Polled(w.cfg.Now())
+		}
 		for _, m := range msgs {
 			w.setBusy(hard, +1)
 			w.handle(ctx, hard, m)

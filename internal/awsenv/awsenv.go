@@ -27,6 +27,8 @@ const (
 	UploadsBucket  = "UPLOADS_BUCKET"
 	OutputsBucket  = "OUTPUTS_BUCKET"
 	JobsQueueURL   = "JOBS_QUEUE_URL"
+	JobsDLQURL     = "JOBS_DLQ_URL" // the jobs queue's dead-letter queue
+	ModelBucket    = "MODEL_BUCKET" // model bundles under models/latentsync/{version}/
 	EventBusName   = "EVENT_BUS_NAME"
 	EmailFrom      = "EMAIL_FROM"
 	ModelBundle    = "MODEL_BUNDLE_VERSION"

@@ -1,14 +1,15 @@
 // Command validate is the upload-validation Lambda: S3 ObjectCreated events
-// on the uploads bucket; a job whose two inputs are valid is queued once.
+// on the uploads bucket (a job whose two inputs are valid is queued once) and
+// a schedule that expires jobs whose uploads never arrived.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"log"
 	"log/slog"
 	"os"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/latentsync/latentsync-service/internal/awsenv"
@@ -26,6 +27,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	validator := validate.New(
 		env.Jobs(v[awsenv.JobsTable]),
 		env.Bucket(v[awsenv.UploadsBucket]),
@@ -33,8 +35,11 @@ func main() {
 		env.Events(v[awsenv.EventBusName]),
 		validate.Config{
 			Bucket: v[awsenv.UploadsBucket], Bundle: env.Get(awsenv.ModelBundle),
-			Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil)),
+			Logger: logger,
 		},
 	)
-	lambda.Start(func(ctx context.Context, e events.S3Event) error { return s3event.HandleS3(ctx, validator, e) })
+	// S3 ObjectCreated notifications, and the schedule that runs the expiry sweep.
+	lambda.Start(func(ctx context.Context, raw json.RawMessage) error {
+		return s3event.Invoke(ctx, logger, validator, raw)
+	})
 }
