@@ -27,6 +27,8 @@ const (
 	CtxLogDays            = "logRetentionDays"
 	CtxWorkerImage        = "workerImage"
 	CtxLambdaAssets       = "lambdaAssets"
+	CtxSourceDir          = "sourceDir"
+	CtxXRayDaemonImage    = "xrayDaemonImage"
 	CtxCORSOrigins        = "corsOrigins"
 	CtxMinSyncConfidence  = "minSyncConfidence"
 	CtxSpotInstanceTypes  = "spotInstanceTypes"
@@ -64,6 +66,13 @@ type Config struct {
 	// LambdaAssets holds api/, validate/ and notify/, each with the
 	// `bootstrap` binary built by `make lambdas`.
 	LambdaAssets string
+	// SourceDir is the repository root: the worker image's build context
+	// (gpuworker/Dockerfile, filtered by .dockerignore).
+	SourceDir string
+	// XRayDaemonImage, when set, runs the X-Ray daemon beside the worker; it
+	// must be in a registry the isolated subnets reach (ECR), so there is no
+	// public default.
+	XRayDaemonImage string
 }
 
 // Functions are the Lambda functions, by asset directory name.
@@ -89,6 +98,7 @@ func DefaultConfig() Config {
 		CORSOrigins:       []string{"*"},
 		MinSyncConfidence: 5,
 		LambdaAssets:      filepath.Join("bin", "lambdas"),
+		SourceDir:         ".",
 	}
 }
 
@@ -154,6 +164,8 @@ func ConfigFromContext(node constructs.Node) (Config, error) {
 	integer(CtxLogDays, &cfg.LogDays)
 	str(CtxWorkerImage, &cfg.WorkerImage)
 	str(CtxLambdaAssets, &cfg.LambdaAssets)
+	str(CtxSourceDir, &cfg.SourceDir)
+	str(CtxXRayDaemonImage, &cfg.XRayDaemonImage)
 	if v, ok := get(CtxCORSOrigins); ok {
 		cfg.CORSOrigins = strings.Split(v, ",")
 	}

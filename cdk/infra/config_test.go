@@ -66,7 +66,7 @@ func TestEcrRepository(t *testing.T) {
 		repo  string
 		ok    bool
 	}{
-		{"", defaultWorkerRepository, true},
+		{"", "", false},
 		{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/worker:1.2", "team/worker", true},
 		{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/worker@sha256:abc", "worker", true},
 		{"ghcr.io/org/worker:1", "", false},

@@ -56,6 +56,7 @@ func synth(extra map[string]any) (*synthesized, error) {
 		return nil, err
 	}
 	ctx[CtxLambdaAssets] = assets
+	ctx[CtxSourceDir] = filepath.Join("..", "..")
 	for k, v := range extra {
 		ctx[k] = v
 	}

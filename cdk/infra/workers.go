@@ -1,7 +1,6 @@
 package infra
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -29,8 +28,8 @@ const (
 	// about a minute or two of GPU time, so two waiting jobs per worker keep
 	// queue wait well inside the SLA.
 	BacklogPerTask = 2
-	// defaultWorkerRepository is the ECR repository of the default image.
-	defaultWorkerRepository = "latentsync-worker"
+	// WorkerDockerfile builds the worker image, relative to the source dir.
+	WorkerDockerfile = "gpuworker/Dockerfile"
 )
 
 // Workers is the GPU worker fleet.
@@ -131,14 +130,30 @@ func newWorkers(scope constructs.Construct, cfg Config, d workerDeps) *Workers {
 	w.LogGroup = awslogs.NewLogGroup(c, jsii.String("WorkerLogs"), &awslogs.LogGroupProps{
 		Retention: retention(cfg.LogDays), RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
-	image := cfg.WorkerImage
-	if image == "" {
-		image = fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com/%s:latest", *awscdk.Aws_ACCOUNT_ID(), *awscdk.Aws_REGION(), defaultWorkerRepository)
+	// The worker image is built from gpuworker/Dockerfile as an asset (CI
+	// builds and pushes it on deploy); context "workerImage" pins a
+	// prebuilt image instead.
+	image := awsecs.ContainerImage_FromAsset(jsii.String(cfg.SourceDir), &awsecs.AssetImageProps{
+		File: jsii.String(WorkerDockerfile), IgnoreMode: awscdk.IgnoreMode_DOCKER,
+	})
+	if cfg.WorkerImage != "" {
+		image = awsecs.ContainerImage_FromRegistry(jsii.String(cfg.WorkerImage), nil)
 	}
-	task.AddContainer(jsii.String("worker"), &awsecs.ContainerDefinitionOptions{
-		// Until the worker's Dockerfile is built as an asset, the image is
-		// pulled from a registry (context "workerImage").
-		Image:                awsecs.ContainerImage_FromRegistry(jsii.String(image), nil),
+	xrayEnv := map[string]*string{}
+	if cfg.XRayDaemonImage != "" {
+		xrayEnv["AWS_XRAY_DAEMON_ADDRESS"] = jsii.String("127.0.0.1:2000")
+	}
+	worker := task.AddContainer(jsii.String("worker"), &awsecs.ContainerDefinitionOptions{
+		Image: image,
+		// The worker's own probe of its health endpoint: ready (bundle
+		// verified, sessions open, warm-up done) and polling.
+		HealthCheck: &awsecs.HealthCheck{
+			Command:     jsii.Strings("CMD", "/usr/local/bin/gpuworker", "healthcheck"),
+			Interval:    awscdk.Duration_Seconds(jsii.Number(30)),
+			Timeout:     awscdk.Duration_Seconds(jsii.Number(5)),
+			Retries:     jsii.Number(3),
+			StartPeriod: awscdk.Duration_Seconds(jsii.Number(300)),
+		},
 		GpuCount:             jsii.Number(1),
 		MemoryReservationMiB: jsii.Number(12 * 1024),
 		Essential:            jsii.Bool(true),
@@ -162,6 +177,21 @@ func newWorkers(scope constructs.Construct, cfg Config, d workerDeps) *Workers {
 			"AWS_REGION": awscdk.Aws_REGION(),
 		},
 	})
+	for k, v := range xrayEnv {
+		worker.AddEnvironment(jsii.String(k), v)
+	}
+	if cfg.XRayDaemonImage != "" {
+		task.AddContainer(jsii.String("xray-daemon"), &awsecs.ContainerDefinitionOptions{
+			Image:                awsecs.ContainerImage_FromRegistry(jsii.String(cfg.XRayDaemonImage), nil),
+			MemoryReservationMiB: jsii.Number(64),
+			Essential:            jsii.Bool(false),
+			PortMappings:         &[]*awsecs.PortMapping{{ContainerPort: jsii.Number(2000), Protocol: awsecs.Protocol_UDP}},
+			Logging: awsecs.LogDrivers_AwsLogs(&awsecs.AwsLogDriverProps{
+				StreamPrefix: jsii.String("xray"), LogGroup: w.LogGroup,
+			}),
+		})
+	}
+	task.TaskRole().AddManagedPolicy(awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AWSXRayDaemonWriteAccess")))
 	if repo, ok := ecrRepository(cfg.WorkerImage); ok {
 		awsecr.Repository_FromRepositoryName(c, jsii.String("WorkerRepository"), jsii.String(repo)).GrantPull(task.ObtainExecutionRole())
 	}
@@ -385,12 +415,10 @@ func runningTasks(w *Workers) awscloudwatch.Metric {
 	})
 }
 
-// ecrRepository returns the repository name of an ECR image URI (and of
-// the default image) so the execution role can be granted the pull.
+// ecrRepository returns the repository name of a prebuilt ECR image URI so
+// the execution role can be granted the pull (the asset image's repository
+// is granted by CDK itself).
 func ecrRepository(image string) (string, bool) {
-	if image == "" {
-		return defaultWorkerRepository, true
-	}
 	host, path, ok := strings.Cut(image, "/")
 	if !ok || !strings.Contains(host, ".dkr.ecr.") {
 		return "", false

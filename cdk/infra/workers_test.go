@@ -138,6 +138,16 @@ func TestWorkerService(t *testing.T) {
 	if !reflect.DeepEqual(get(c, "ResourceRequirements"), []any{map[string]any{"Type": "GPU", "Value": "1"}}) {
 		t.Errorf("resource requirements %v, want one GPU", get(c, "ResourceRequirements"))
 	}
+	if hc := get(c, "HealthCheck", "Command"); !reflect.DeepEqual(hc, []any{"CMD", "/usr/local/bin/gpuworker", "healthcheck"}) || get(c, "HealthCheck", "StartPeriod") != 300.0 {
+		t.Errorf("health check %v", get(c, "HealthCheck"))
+	}
+	// Built from gpuworker/Dockerfile: an image in the CDK assets repository.
+	if img := jsonString(get(c, "Image")); !strings.Contains(img, "container-assets") {
+		t.Errorf("worker image %s is not the Dockerfile asset", img)
+	}
+	if n := len(get(td.Properties, "ContainerDefinitions").([]any)); n != 1 {
+		t.Errorf("%d containers without an X-Ray daemon image", n)
+	}
 	var env []string
 	for _, e := range get(c, "Environment").([]any) {
 		env = append(env, get(e, "Name").(string))
@@ -238,7 +248,9 @@ var spotSynth = sync.OnceValues(func() (*synthesized, error) {
 	return synth(map[string]any{
 		CtxEnvironment: "prod", CtxSpot: "true", CtxMinWorkers: "1", CtxMaxWorkers: "8",
 		CtxAlarmEmail: "oncall@example.com", CtxEmailFrom: "jobs@example.com",
-		CtxUsagePlans: `[{"name":"bulk","rateLimit":50,"burstLimit":100,"quotaPerDay":100000}]`,
+		CtxUsagePlans:      `[{"name":"bulk","rateLimit":50,"burstLimit":100,"quotaPerDay":100000}]`,
+		CtxWorkerImage:     "123456789012.dkr.ecr.eu-west-1.amazonaws.com/latentsync-worker:1.4.0",
+		CtxXRayDaemonImage: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/xray-daemon:3.3",
 	})
 })
 
@@ -250,6 +262,27 @@ func spotStack(t *testing.T) *synthesized {
 		t.Fatalf("synth: %v", err)
 	}
 	return s
+}
+
+func TestPrebuiltImageAndXRayDaemon(t *testing.T) {
+	s := spotStack(t)
+	_, td := s.one(t, "AWS::ECS::TaskDefinition", "Workers")
+	cs := get(td.Properties, "ContainerDefinitions").([]any)
+	if len(cs) != 2 {
+		t.Fatalf("containers %v, want the worker and the X-Ray daemon", cs)
+	}
+	if img := get(cs[0], "Image"); img != "123456789012.dkr.ecr.eu-west-1.amazonaws.com/latentsync-worker:1.4.0" {
+		t.Errorf("worker image %v", img)
+	}
+	var xrayAddr any
+	for _, e := range get(cs[0], "Environment").([]any) {
+		if get(e, "Name") == "AWS_XRAY_DAEMON_ADDRESS" {
+			xrayAddr = get(e, "Value")
+		}
+	}
+	if xrayAddr != "127.0.0.1:2000" || get(cs[1], "Essential") != false {
+		t.Errorf("daemon address %v, daemon essential %v", xrayAddr, get(cs[1], "Essential"))
+	}
 }
 
 func TestSpotEnvironment(t *testing.T) {
