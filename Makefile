@@ -214,9 +214,12 @@ $(RIE):
 	GOFLAGS= GOBIN=$(DEPS)/bin go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 # --- infrastructure (cdk/) ----------------------------------------------------
-# The Lambda assets: one `bootstrap` per function for provided.al2023 on
+# The zip Lambda assets: one `bootstrap` per function for provided.al2023 on
 # arm64. The CDK app packages bin/lambdas/<name>/ (synth fails without them).
-LAMBDAS        := api validate notify
+# validate is a container image (it needs ffprobe): `cdk deploy` builds it
+# with Docker from lambdas/validate/Dockerfile; `make validate-image` builds
+# it alone.
+LAMBDAS        := api notify
 LAMBDA_BIN     := $(ROOT)/bin/lambdas
 LAMBDA_ASSETS  := $(foreach f,$(LAMBDAS),$(LAMBDA_BIN)/$(f)/bootstrap)
 
@@ -230,6 +233,12 @@ $(LAMBDA_BIN)/%/bootstrap: FORCE
 
 .PHONY: FORCE
 FORCE:
+
+# Needs Docker with buildx and network access (base images, Go modules, the
+# pinned ffprobe tarball).
+.PHONY: validate-image
+validate-image:
+	docker buildx build --platform linux/arm64 -f lambdas/validate/Dockerfile -t latentsync-validate:dev --load .
 
 # The CDK CLI, pinned by version and by the tarball's sha256; its
 # dependencies are bundled in the package, so nothing else is fetched.

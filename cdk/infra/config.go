@@ -63,11 +63,12 @@ type Config struct {
 	WorkerImage        string // "" = DefaultWorkerImage
 	CORSOrigins        []string
 	MinSyncConfidence  float64
-	// LambdaAssets holds api/, validate/ and notify/, each with the
-	// `bootstrap` binary built by `make lambdas`.
+	// LambdaAssets holds the zip functions' directories (Functions), each
+	// with the `bootstrap` binary built by `make lambdas`.
 	LambdaAssets string
-	// SourceDir is the repository root: the worker image's build context
-	// (gpuworker/Dockerfile, filtered by .dockerignore).
+	// SourceDir is the repository root: the build context of the worker
+	// image (gpuworker/Dockerfile) and of the validate function's image
+	// (lambdas/validate/Dockerfile), filtered by .dockerignore.
 	SourceDir string
 	// XRayDaemonImage, when set, runs the X-Ray daemon beside the worker; it
 	// must be in a registry the isolated subnets reach (ECR), so there is no
@@ -75,8 +76,10 @@ type Config struct {
 	XRayDaemonImage string
 }
 
-// Functions are the Lambda functions, by asset directory name.
-var Functions = []string{"api", "validate", "notify"}
+// Functions are the Lambda functions deployed as zip assets, by asset
+// directory name. validate is a container image (ValidateDockerfile), built
+// by `cdk deploy`, so it has no directory here.
+var Functions = []string{"api", "notify"}
 
 // DefaultConfig is the configuration when no context is given. The
 // defaults follow DESIGN.md: uploads kept 7 days, outputs 30.

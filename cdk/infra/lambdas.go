@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscodedeploy"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecrassets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -28,11 +29,16 @@ type function struct {
 }
 
 type functionSpec struct {
-	name        string // asset directory under cfg.LambdaAssets
+	name        string // asset directory under cfg.LambdaAssets (zip functions)
 	description string
-	env         map[string]*string
-	timeout     awscdk.Duration
-	memoryMB    float64
+	// dockerfile, when set, makes the function a container image built from
+	// this Dockerfile (relative to cfg.SourceDir) instead of a zip of
+	// cfg.LambdaAssets/<name>/bootstrap: for functions that need programs
+	// the provided.al2023 runtime lacks.
+	dockerfile string
+	env        map[string]*string
+	timeout    awscdk.Duration
+	memoryMB   float64
 	// reserved caps concurrency where a burst would hurt what is downstream
 	// (nil: the account pool).
 	reserved *float64
@@ -47,12 +53,13 @@ func newFunction(scope constructs.Construct, id string, cfg Config, spec functio
 		Retention:     retention(cfg.LogDays),
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
+	code, runtime, handler := functionCode(cfg, spec)
 	fn := awslambda.NewFunction(c, jsii.String("Function"), &awslambda.FunctionProps{
 		Description:                  jsii.String(spec.description),
-		Runtime:                      awslambda.Runtime_PROVIDED_AL2023(),
+		Runtime:                      runtime,
 		Architecture:                 awslambda.Architecture_ARM_64(),
-		Handler:                      jsii.String("bootstrap"),
-		Code:                         awslambda.Code_FromAsset(jsii.String(filepath.Join(cfg.LambdaAssets, spec.name)), nil),
+		Handler:                      handler,
+		Code:                         code,
 		Environment:                  &spec.env,
 		Timeout:                      spec.timeout,
 		MemorySize:                   jsii.Number(spec.memoryMB),
@@ -99,6 +106,26 @@ func newFunction(scope constructs.Construct, id string, cfg Config, spec functio
 		},
 	}, jsii.Bool(true))
 	return &function{Fn: fn, Alias: alias, Errors: errors}
+}
+
+// functionCode is a zip of the function's bootstrap for the provided.al2023
+// runtime, or, with spec.dockerfile, an image asset for arm64 that carries
+// its own runtime.
+func functionCode(cfg Config, spec functionSpec) (awslambda.Code, awslambda.Runtime, *string) {
+	if spec.dockerfile == "" {
+		return awslambda.Code_FromAsset(jsii.String(filepath.Join(cfg.LambdaAssets, spec.name)), nil),
+			awslambda.Runtime_PROVIDED_AL2023(), jsii.String("bootstrap")
+	}
+	return awslambda.Code_FromAssetImage(jsii.String(cfg.SourceDir), &awslambda.AssetImageCodeProps{
+		File: jsii.String(spec.dockerfile),
+		// The context is the repository root, allow-listed by .dockerignore
+		// (which also sets the asset hash). The worker's sources are allowed
+		// there for the worker image; leaving them out here keeps a worker
+		// change from rebuilding and canary-deploying this function.
+		IgnoreMode: awscdk.IgnoreMode_DOCKER,
+		Exclude:    jsii.Strings("gpuworker"),
+		Platform:   awsecrassets.Platform_LINUX_ARM64(),
+	}), awslambda.Runtime_FROM_IMAGE(), awslambda.Handler_FROM_IMAGE()
 }
 
 func retention(days int) awslogs.RetentionDays {

@@ -1,10 +1,17 @@
 package infra
 
 import (
+	"encoding/json"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
@@ -20,27 +27,41 @@ func TestFunctions(t *testing.T) {
 		env      []string
 		reserved any // nil: no reservation
 		async    bool
+		image    bool // a container image (it ships ffprobe), not a zip
 	}{
-		{"ApiFunction", []string{awsenv.EventBusName, awsenv.JobsTable, awsenv.OutputsBucket, awsenv.UploadsBucket}, nil, false},
-		{"ValidateFunction", []string{awsenv.EventBusName, awsenv.JobsQueueURL, awsenv.JobsTable, awsenv.ModelBundle, awsenv.UploadsBucket}, 20.0, true},
-		{"NotifyFunction", []string{notify.SecretEnv}, 10.0, true},
+		{"ApiFunction", []string{awsenv.EventBusName, awsenv.JobsTable, awsenv.OutputsBucket, awsenv.UploadsBucket}, nil, false, false},
+		{"ValidateFunction", []string{awsenv.EventBusName, awsenv.JobsQueueURL, awsenv.JobsTable, awsenv.ModelBundle, awsenv.UploadsBucket}, 20.0, true, true},
+		{"NotifyFunction", []string{notify.SecretEnv}, 10.0, true, false},
 	} {
 		t.Run(tc.prefix, func(t *testing.T) {
 			fnID, fn := s.one(t, "AWS::Lambda::Function", tc.prefix)
 			p := fn.Properties
+			// A zip runs on provided.al2023 with its bootstrap; an image
+			// carries its runtime, so it names neither.
+			runtime, handler, packageType := any("provided.al2023"), any("bootstrap"), any(nil)
+			if tc.image {
+				runtime, handler, packageType = nil, nil, "Image"
+			}
 			for _, c := range []struct {
 				what      string
 				got, want any
 			}{
-				{"runtime", p["Runtime"], "provided.al2023"},
+				{"package type", p["PackageType"], packageType},
+				{"runtime", p["Runtime"], runtime},
 				{"architectures", p["Architectures"], []any{"arm64"}},
-				{"handler", p["Handler"], "bootstrap"},
+				{"handler", p["Handler"], handler},
 				{"tracing", get(p, "TracingConfig", "Mode"), "Active"},
 				{"reserved concurrency", p["ReservedConcurrentExecutions"], tc.reserved},
 			} {
 				if !reflect.DeepEqual(c.got, c.want) {
 					t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
 				}
+			}
+			// An image from the CDK assets repository, or a zip from the
+			// assets bucket.
+			imageURI, bucket := get(p, "Code", "ImageUri"), get(p, "Code", "S3Bucket")
+			if tc.image != strings.Contains(jsonString(imageURI), "container-assets") || tc.image != (bucket == nil) {
+				t.Errorf("code %s, want image %v", jsonString(get(p, "Code")), tc.image)
 			}
 			var env []string
 			for k := range get(p, "Environment", "Variables").(map[string]any) {
@@ -91,4 +112,87 @@ func TestFunctions(t *testing.T) {
 func (s *synthesized) alarmID(t *testing.T, prefix string) string {
 	id, _ := s.one(t, "AWS::CloudWatch::Alarm", prefix)
 	return id
+}
+
+// TestValidateImageAsset checks what `cdk deploy` hands Docker for the
+// validate image: an arm64 build of ValidateDockerfile whose staged context
+// holds every source file the function compiles and nothing it does not
+// (tests, test data, the worker).
+func TestValidateImageAsset(t *testing.T) {
+	root := filepath.Join("..", "..")
+	out := t.TempDir()
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(out)})
+	stack := awscdk.NewStack(app, jsii.String("ImageAsset"), nil)
+	cfg := DefaultConfig()
+	cfg.SourceDir = root
+	newFunction(stack, "ValidateFunction", cfg, functionSpec{
+		name: "validate", description: "validate", dockerfile: ValidateDockerfile,
+		timeout: awscdk.Duration_Minutes(jsii.Number(1)), memoryMB: 1024,
+	}, nil)
+	app.Synth(nil)
+
+	raw, err := os.ReadFile(filepath.Join(out, "ImageAsset.assets.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifest struct {
+		DockerImages map[string]struct {
+			Source struct {
+				Directory  string `json:"directory"`
+				DockerFile string `json:"dockerFile"`
+				Platform   string `json:"platform"`
+			} `json:"source"`
+		} `json:"dockerImages"`
+	}
+	if err := json.Unmarshal(raw, &manifest); err != nil {
+		t.Fatal(err)
+	}
+	if len(manifest.DockerImages) != 1 {
+		t.Fatalf("docker image assets: %v, want one", manifest.DockerImages)
+	}
+	var context string
+	for _, img := range manifest.DockerImages {
+		if img.Source.DockerFile != ValidateDockerfile || img.Source.Platform != "linux/arm64" {
+			t.Errorf("image source %+v, want %s for linux/arm64", img.Source, ValidateDockerfile)
+		}
+		context = filepath.Join(out, img.Source.Directory)
+	}
+
+	want := []string{"go.mod", "go.sum", ValidateDockerfile}
+	list := exec.Command("go", "list", "-deps", "-f",
+		`{{if .Module}}{{if .Module.Main}}{{.ImportPath}} {{join .GoFiles " "}} {{join .EmbedFiles " "}}{{end}}{{end}}`,
+		"./lambdas/validate")
+	list.Dir = root
+	pkgs, err := list.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(pkgs)), "\n") {
+		fields := strings.Fields(line)
+		dir := strings.TrimPrefix(strings.TrimPrefix(fields[0], "github.com/latentsync/latentsync-service"), "/")
+		for _, f := range fields[1:] {
+			want = append(want, filepath.Join(dir, f))
+		}
+	}
+	if len(want) < 10 {
+		t.Fatalf("go list found only %v", want)
+	}
+	for _, f := range want {
+		if _, err := os.Stat(filepath.Join(context, f)); err != nil {
+			t.Errorf("build context lacks %s: %v", f, err)
+		}
+	}
+	err = filepath.WalkDir(context, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(context, path)
+		if strings.HasSuffix(rel, "_test.go") || d.Name() == "testdata" || rel == "gpuworker" || rel == filepath.Join("lambdas", "api") {
+			t.Errorf("build context holds %s", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -58,8 +58,11 @@ func NewStack(scope constructs.Construct, id string, cfg Config, props *awscdk.S
 	storage.Outputs.GrantRead(api.Fn, nil)
 	msg.Bus.GrantPutEventsTo(api.Fn, nil)
 
+	// validate runs ffprobe, which the zip runtime lacks: it is an image
+	// with a static ffprobe beside its bootstrap.
 	validate := newFunction(stack, "ValidateFunction", cfg, functionSpec{
 		name: "validate", description: "Validates uploads and queues ready jobs",
+		dockerfile: ValidateDockerfile,
 		env: map[string]*string{
 			awsenv.JobsTable: table.TableName(), awsenv.UploadsBucket: storage.Uploads.BucketName(),
 			awsenv.JobsQueueURL: msg.Jobs.QueueUrl(), awsenv.EventBusName: msg.Bus.EventBusName(),
@@ -209,6 +212,10 @@ func newNotify(stack awscdk.Stack, cfg Config, msg *Messaging) *function {
 	})
 	return fn
 }
+
+// ValidateDockerfile builds the validate function's image, relative to the
+// source dir.
+const ValidateDockerfile = "lambdas/validate/Dockerfile"
 
 // SweepMinutes is how often the upload sweep runs.
 const SweepMinutes = 5

@@ -135,6 +135,9 @@ func newWorkers(scope constructs.Construct, cfg Config, d workerDeps) *Workers {
 	// prebuilt image instead.
 	image := awsecs.ContainerImage_FromAsset(jsii.String(cfg.SourceDir), &awsecs.AssetImageProps{
 		File: jsii.String(WorkerDockerfile), IgnoreMode: awscdk.IgnoreMode_DOCKER,
+		// The validate function's image shares the allow-list; its sources
+		// must not rebuild (and redeploy) the worker.
+		Exclude: jsii.Strings("lambdas"),
 	})
 	if cfg.WorkerImage != "" {
 		image = awsecs.ContainerImage_FromRegistry(jsii.String(cfg.WorkerImage), nil)
