@@ -105,7 +105,7 @@ build: deps
 # Regenerates the committed stand-in networks and manifest (byte-for-byte
 # reproducible; a test fails if the committed files drift from the generator).
 standin:
-	go run ./gpuworker/standin/gen -out $(BUNDLE)
+	go run ./gpuworker/standin/gen -out $(BUNDLE) -eval-out $(ROOT)/testdata/evalbundle
 
 vet:
 	go vet $(GO_PACKAGES)

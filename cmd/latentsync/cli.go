@@ -34,6 +34,8 @@ commands:
   run     lip-sync one video to one speech track on this machine
   serve   run the whole service locally (API, uploads, validation, queue, workers, webhooks)
   submit  submit a job to a running service as an API client, wait for it, download the result
+  eval    FID and FVD between input and output videos (--pairs DIR)
+  smoke   run a model bundle on evaluation clips and fail when a quality threshold is missed
 
 run 'latentsync <command> -h' for the command's flags
 `
@@ -50,6 +52,10 @@ func dispatch(ctx context.Context, args []string, env environment) int {
 		return serveCommand(ctx, args[1:], env)
 	case "submit":
 		return submitCommand(ctx, args[1:], env)
+	case "eval":
+		return evalCommand(ctx, args[1:], env)
+	case "smoke":
+		return smokeCommand(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(env.stdout, usage)
 		return exitOK

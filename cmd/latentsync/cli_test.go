@@ -98,6 +98,10 @@ func TestRunReportsJSON(t *testing.T) {
 	if len(rep.Stages) < 10 {
 		t.Errorf("stages %v", rep.Stages)
 	}
+	// The stand-in bundle has a SyncNet: the output's quality is measured.
+	if q := rep.Quality; q.SyncConfidence == nil || q.SyncOffset == nil || q.SSIMPreserved == nil || q.SSIMOverall == nil || q.SSIMFrames == 0 {
+		t.Errorf("quality %s", stdout.String())
+	}
 	if st, err := os.Stat(out); err != nil || st.Size() == 0 {
 		t.Errorf("output: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -15,8 +14,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/latentsync/latentsync-service/gpuworker/bundle"
-	"github.com/latentsync/latentsync-service/gpuworker/infer"
 	"github.com/latentsync/latentsync-service/gpuworker/pipeline"
 	"github.com/latentsync/latentsync-service/internal/joberr"
 )
@@ -61,28 +58,18 @@ func runCommand(ctx context.Context, args []string, env environment) int {
 		return reportError(env, err)
 	}
 
-	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	if env.getenv("LATENTSYNC_LOG") != "" {
-		logger = slog.New(slog.NewJSONHandler(env.stderr, nil))
-	}
+	logger := commandLogger(env)
 	started := time.Now()
-	if f.ortLib == "" {
-		return reportError(env, joberr.New(joberr.ModelUnavailable, "no ONNX Runtime library: pass --onnxruntime or set LATENTSYNC_ORT_LIB"))
-	}
-	rt, err := infer.NewRuntime(infer.RuntimeOptions{LibraryPath: f.ortLib, UseCUDA: f.cuda, Logger: logger})
+	rt, err := openRuntime(f.ortLib, f.cuda, logger)
 	if err != nil {
-		return reportError(env, joberr.Wrap(joberr.ModelUnavailable, err, "cannot load ONNX Runtime from %s", f.ortLib))
+		return reportError(env, err)
 	}
 	defer rt.Close()
-	b, err := bundle.Load(ctx, rt, f.bundle)
+	b, p, err := openPipeline(ctx, rt, f.bundle, logger)
 	if err != nil {
 		return reportError(env, err)
 	}
 	defer b.Close()
-	p, err := pipeline.New(b, logger)
-	if err != nil {
-		return reportError(env, err)
-	}
 	loadSeconds := time.Since(started).Seconds()
 
 	bar := newProgress(env, f.quiet || f.jsonReport)
@@ -104,6 +91,13 @@ func runCommand(ctx context.Context, args []string, env environment) int {
 		Stages:       res.Stages,
 		PeakRSSMiB:   peakRSSMiB(),
 		Provider:     b.Provider(),
+		Quality: runQuality{
+			SyncConfidence: res.SyncConfidence, SyncOffset: res.SyncOffset,
+			SSIMFrames: res.SSIMFrames, Warnings: res.Warnings,
+		},
+	}
+	if res.SSIMFrames > 0 {
+		report.Quality.SSIMOverall, report.Quality.SSIMPreserved = &res.SSIMOverall, &res.SSIMPreserved
 	}
 	if f.jsonReport {
 		enc := json.NewEncoder(env.stdout)
@@ -157,6 +151,18 @@ type runReport struct {
 	Stages       []pipeline.StageTiming `json:"stages"`
 	PeakRSSMiB   float64                `json:"peak_rss_mib"`
 	Provider     string                 `json:"provider"`
+	Quality      runQuality             `json:"quality"`
+}
+
+// runQuality is the pipeline's measure of its output; the fields a run
+// could not measure (no SyncNet in the bundle, a clip too short) are absent.
+type runQuality struct {
+	SyncConfidence *float64 `json:"sync_confidence,omitempty"`
+	SyncOffset     *int     `json:"sync_offset,omitempty"`
+	SSIMOverall    *float64 `json:"ssim,omitempty"`
+	SSIMPreserved  *float64 `json:"ssim_preserved,omitempty"`
+	SSIMFrames     int      `json:"ssim_frames"`
+	Warnings       []string `json:"warnings,omitempty"`
 }
 
 func (r runReport) print(w io.Writer) {
@@ -168,6 +174,18 @@ func (r runReport) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%-20s %9.3f\n", "total", r.TotalSeconds)
 	fmt.Fprintf(w, "execution provider %s, peak RSS %.0f MiB\n", r.Provider, r.PeakRSSMiB)
+	q := r.Quality
+	if q.SyncConfidence != nil {
+		fmt.Fprintf(w, "sync confidence %.3f, offset %+d frames\n", *q.SyncConfidence, *q.SyncOffset)
+	} else {
+		fmt.Fprintln(w, "sync confidence not measured (no SyncNet in the bundle, or under 20 frames)")
+	}
+	if q.SSIMPreserved != nil {
+		fmt.Fprintf(w, "SSIM outside the mouth %.4f, whole face %.4f (%d frames)\n", *q.SSIMPreserved, *q.SSIMOverall, q.SSIMFrames)
+	}
+	for _, c := range q.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", c)
+	}
 }
 
 // peakRSSMiB is this process's high-water resident set size.

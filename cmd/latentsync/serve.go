@@ -9,9 +9,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/latentsync/latentsync-service/gpuworker/bundle"
-	"github.com/latentsync/latentsync-service/gpuworker/infer"
-	"github.com/latentsync/latentsync-service/gpuworker/pipeline"
 	"github.com/latentsync/latentsync-service/gpuworker/worker"
 	"github.com/latentsync/latentsync-service/internal/api"
 	"github.com/latentsync/latentsync-service/internal/joberr"
@@ -40,22 +37,18 @@ func serveCommand(ctx context.Context, args []string, env environment) int {
 	if err != nil {
 		return reportError(env, err)
 	}
-	rt, err := infer.NewRuntime(infer.RuntimeOptions{LibraryPath: *ortLib, UseCUDA: true, Logger: logger})
+	rt, err := openRuntime(*ortLib, true, logger)
 	if err != nil {
-		return reportError(env, joberr.Wrap(joberr.ModelUnavailable, err, "cannot load ONNX Runtime from %s", *ortLib))
+		return reportError(env, err)
 	}
 	defer rt.Close()
 	var pipelines []worker.Pipeline
 	for range *workers {
-		b, err := bundle.Load(ctx, rt, *bundleDir)
+		b, p, err := openPipeline(ctx, rt, *bundleDir, logger)
 		if err != nil {
 			return reportError(env, err)
 		}
 		defer b.Close()
-		p, err := pipeline.New(b, logger)
-		if err != nil {
-			return reportError(env, err)
-		}
 		pipelines = append(pipelines, p)
 	}
 	if err := os.MkdirAll(*data, 0o755); err != nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"log/slog"
 	"math"
@@ -43,6 +44,9 @@ type Request struct {
 	Progress func(Progress)
 	// Canceled, when set, is asked between chunks; true stops the job with CANCELED.
 	Canceled func(context.Context) bool
+	// MinPreservedSSIM is the SSIM outside the mouth below which the result
+	// carries WarnLowPreservation (0: DefaultMinPreservedSSIM).
+	MinPreservedSSIM float64
 }
 
 // Progress reports frames done in the current stage.
@@ -57,6 +61,20 @@ type Result struct {
 	Width, Height   int
 	DurationSeconds float64
 	Stages          []StageTiming
+
+	// SyncConfidence and SyncOffset are the SyncNet evaluation of the output
+	// (offset in frames, within +-SyncMaxShift); nil when the bundle has no
+	// SyncNet or the clip is too short for the offset search.
+	SyncConfidence *float64
+	SyncOffset     *int
+	// SSIMPreserved is the mean SSIM between input and output frames outside
+	// the mouth region, SSIMOverall over the whole face box, over SSIMFrames
+	// sampled frames (both 0 when SSIMFrames is 0).
+	SSIMPreserved, SSIMOverall float64
+	SSIMFrames                 int
+	// Warnings are codes of problems the output has though the job succeeded
+	// (WarnLowPreservation).
+	Warnings []string
 }
 
 // Pipeline holds the loaded bundle and the per-bundle constants; one job runs
@@ -72,6 +90,8 @@ type Pipeline struct {
 	pixelMask  []float32 // res*res: 1 keep, 0 regenerate (the masked-image input)
 	latentMask []float32 // lat*lat, the UNet's mask channel
 	alpha      []float32 // res*res blend weight of generated pixels
+	mouth      image.Rectangle
+	sync       *syncContract // nil: no SyncNet in the bundle
 }
 
 // New prepares a pipeline for a loaded bundle.
@@ -94,7 +114,13 @@ func New(b *bundle.Bundle, log *slog.Logger) (*Pipeline, error) {
 	if pl.pixelMask, err = face.MouthMask(res, p.Mask.Bounds()); err != nil {
 		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "mask of bundle %s", b.Dir)
 	}
+	pl.mouth = p.Mask.Bounds()
 	pl.latentMask = downsampleMask(pl.pixelMask, res, pl.lat)
+	if b.SyncNet != nil {
+		if pl.sync, err = newSyncContract(b.SyncNet, p.FPS); err != nil {
+			return nil, joberr.Wrap(joberr.ModelUnavailable, err, "syncnet of bundle %s: %v", b.Dir, err)
+		}
+	}
 	// Erode so the seam sits inside the generated region and feather within
 	// that margin, so nothing outside the mask changes; both scale with the crop.
 	if pl.alpha, err = face.BlendAlpha(pl.pixelMask, res/32, float64(res)/128); err != nil {
@@ -112,7 +138,11 @@ func (pl *Pipeline) Run(ctx context.Context, req Request) (*Result, error) {
 		log.Error("lip-sync failed", "code", string(joberr.CodeOf(err)), "error", err.Error())
 		return nil, err
 	}
-	attrs := []any{"frames", res.Frames, "duration_s", res.DurationSeconds}
+	attrs := []any{"frames", res.Frames, "duration_s", res.DurationSeconds,
+		"ssim_preserved", res.SSIMPreserved, "ssim_overall", res.SSIMOverall}
+	if res.SyncConfidence != nil {
+		attrs = append(attrs, "sync_confidence", *res.SyncConfidence, "sync_offset", *res.SyncOffset)
+	}
 	for _, s := range res.Stages {
 		attrs = append(attrs, s.Stage, s.Seconds)
 	}
@@ -144,8 +174,10 @@ func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Re
 	}
 
 	var feats *audio.Features
+	var samples []float32
 	if err := clock.measure(StageLoadAudio, func() error {
-		samples, err := audio.Decode(ctx, req.AudioPath)
+		var err error
+		samples, err = audio.Decode(ctx, req.AudioPath)
 		if err != nil {
 			if joberr.CodeOf(err) == joberr.Internal {
 				return joberr.Wrap(joberr.CorruptMedia, err, "cannot decode the audio of %s", filepath.Base(req.AudioPath))
@@ -213,6 +245,8 @@ func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Re
 	for i := range frames {
 		frames[i] = raster.New(vinfo.Video.Width, vinfo.Video.Height)
 	}
+	syncm := newSyncMeter(pl.sync, pl.res, chunk, total, samples)
+	ssimm := newSSIMMeter(pl.res, pl.mouth, chunk, total, vinfo.Video.Width, vinfo.Video.Height)
 	report(req, "lip-sync", 0, total)
 	for start := 0; start < total; start += chunk {
 		if req.Canceled != nil && req.Canceled(ctx) {
@@ -229,6 +263,9 @@ func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Re
 				if err := src.Frame(ctx, srcIdx[j], frames[j]); err != nil {
 					return err
 				}
+			}
+			if ssimm != nil {
+				ssimm.hold(start, frames[:n]) // the inputs SSIM compares with
 			}
 			return nil
 		}); err != nil {
@@ -259,6 +296,22 @@ func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Re
 		}); err != nil {
 			return nil, fmt.Errorf("encode: %w", err)
 		}
+		// Metrics never fail a job whose output is fine: a failure drops the metric.
+		if syncm != nil {
+			if err := clock.measure(StageSync, func() error { return syncm.add(ctx, job.crops, n) }); err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				log.Warn("sync metrics dropped", "error", err.Error())
+				syncm = nil
+			}
+		}
+		if ssimm != nil {
+			if err := clock.measure(StageSSIM, func() error { return ssimm.measure(frames[:n], ms) }); err != nil {
+				log.Warn("SSIM metrics dropped", "error", err.Error())
+				ssimm = nil
+			}
+		}
 		report(req, "lip-sync", start+n, total)
 	}
 	if err := clock.measure(StageEncode, enc.Close); err != nil {
@@ -268,11 +321,36 @@ func (pl *Pipeline) run(ctx context.Context, req Request, log *slog.Logger) (*Re
 	if err := moveFile(filepath.Join(jobDir, "result.mp4"), req.OutputPath); err != nil {
 		return nil, err
 	}
-	return &Result{
+	res := &Result{
 		Frames: total, Width: vinfo.Video.Width, Height: vinfo.Video.Height,
 		DurationSeconds: float64(total) / float64(pl.p.FPS),
-		Stages:          clock.timings(),
-	}, nil
+	}
+	if syncm != nil {
+		if err := clock.measure(StageSync, func() error {
+			off, conf, err := syncm.result()
+			if err == nil {
+				res.SyncOffset, res.SyncConfidence = &off, &conf
+			}
+			return err
+		}); err != nil {
+			log.Warn("sync metrics dropped", "error", err.Error())
+		}
+	}
+	if ssimm != nil && ssimm.n > 0 {
+		res.SSIMFrames = ssimm.n
+		res.SSIMPreserved, res.SSIMOverall = ssimm.kept/float64(ssimm.n), ssimm.all/float64(ssimm.n)
+		floor := req.MinPreservedSSIM
+		if floor == 0 {
+			floor = DefaultMinPreservedSSIM
+		}
+		if res.SSIMPreserved < floor {
+			res.Warnings = append(res.Warnings, WarnLowPreservation)
+			log.Warn("output changed outside the mouth region", "code", WarnLowPreservation,
+				"ssim_preserved", res.SSIMPreserved, "threshold", floor)
+		}
+	}
+	res.Stages = clock.timings()
+	return res, nil
 }
 
 func (pl *Pipeline) audioConfig() audio.Config {

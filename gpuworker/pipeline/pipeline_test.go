@@ -66,14 +66,27 @@ func testPipeline(t *testing.T) *Pipeline {
 	return shared.pl
 }
 
-// runs caches sample outputs by seed: several tests look at the same run.
+// runs caches sample runs by seed: several tests look at the same run.
 var runs sync.Map
+
+type sampleRun struct {
+	out string
+	res *Result
+}
 
 func sampleOutput(t *testing.T, seed uint64) string {
 	t.Helper()
+	out, _ := sampleResult(t, seed)
+	return out
+}
+
+// sampleResult runs the sample with seed once per test binary.
+func sampleResult(t *testing.T, seed uint64) (string, *Result) {
+	t.Helper()
 	pl := testPipeline(t)
 	if v, ok := runs.Load(seed); ok {
-		return v.(string)
+		r := v.(sampleRun)
+		return r.out, r.res
 	}
 	dir, err := os.MkdirTemp("", "pipeline-test-*")
 	if err != nil {
@@ -81,14 +94,15 @@ func sampleOutput(t *testing.T, seed uint64) string {
 	}
 	t.Cleanup(func() {}) // the directory outlives the test on purpose; removed in TestMain
 	out := filepath.Join(dir, fmt.Sprintf("seed-%d.mp4", seed))
-	if _, err := pl.Run(context.Background(), Request{
+	res, err := pl.Run(context.Background(), Request{
 		VideoPath: sampleVideo, AudioPath: sampleAudio, OutputPath: out, Seed: seed, WorkDir: dir,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatalf("run seed %d: %v", seed, err)
 	}
 	tempDirs.Store(dir, true)
-	runs.Store(seed, out)
-	return out
+	runs.Store(seed, sampleRun{out, res})
+	return out, res
 }
 
 var tempDirs sync.Map

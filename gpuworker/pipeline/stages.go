@@ -18,6 +18,8 @@ const (
 	StageVAEDecode   = "09|vae-decode"
 	StageBlend       = "10|blend-back"
 	StageEncode      = "11|encode-video"
+	StageSync        = "12|sync-metrics"
+	StageSSIM        = "13|ssim"
 )
 
 // StageTiming is the wall time spent in one stage over the whole job.

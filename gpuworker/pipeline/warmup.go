@@ -55,5 +55,10 @@ func (pl *Pipeline) warmup(ctx context.Context, clock *stageClock) error {
 	if err := r.run(ctx, []*raster.RGB{frame}, []face.Affine{face.Identity()}, audioCtx); err != nil {
 		return fmt.Errorf("one chunk: %w", err)
 	}
+	if pl.sync != nil {
+		if err := clock.measure(StageSync, func() error { return pl.sync.warm(ctx) }); err != nil {
+			return fmt.Errorf("syncnet: %w", err)
+		}
+	}
 	return nil
 }

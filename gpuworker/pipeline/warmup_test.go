@@ -18,7 +18,7 @@ func TestWarmupRunsEveryNetwork(t *testing.T) {
 	for _, s := range stages {
 		took[s.Stage] = s.Seconds
 	}
-	for _, s := range []string{StageDetectFaces, StageAudioEncode, StageVAEEncode, StageDenoise, StageVAEDecode} {
+	for _, s := range []string{StageDetectFaces, StageAudioEncode, StageVAEEncode, StageDenoise, StageVAEDecode, StageSync} {
 		if took[s] <= 0 {
 			t.Errorf("stage %s not run (timings %v)", s, stages)
 		}

@@ -18,6 +18,9 @@ import (
 // committedBundle is testdata/bundle at the repository root.
 const committedBundle = "../../testdata/bundle"
 
+// committedEvalBundle is testdata/evalbundle at the repository root.
+const committedEvalBundle = "../../testdata/evalbundle"
+
 // generated builds the 256 bundle, by file name.
 func generated(t *testing.T) (*bundle.Manifest, map[string][]byte) {
 	t.Helper()
@@ -66,18 +69,32 @@ func TestWriteIsDeterministic(t *testing.T) {
 	}
 }
 
-// TestCommittedBundleIsFresh keeps testdata/bundle exactly what the generator
-// writes, so nobody edits it by hand.
+// TestCommittedBundleIsFresh keeps testdata/bundle and testdata/evalbundle
+// exactly what the generator writes, so nobody edits them by hand.
 func TestCommittedBundleIsFresh(t *testing.T) {
-	_, files := generated(t)
-	for name, want := range files {
-		got, err := os.ReadFile(filepath.Join(committedBundle, name))
-		if err != nil {
-			t.Errorf("%v (regenerate: go run ./gpuworker/standin/gen -out testdata/bundle)", err)
-			continue
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("testdata/bundle/%s is stale or edited: regenerate with go run ./gpuworker/standin/gen -out testdata/bundle", name)
+	const regen = "go run ./gpuworker/standin/gen -out testdata/bundle -eval-out testdata/evalbundle"
+	_, model := generated(t)
+	_, evalFiles, err := BuildEval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := map[string][]byte{}
+	for _, f := range evalFiles {
+		eval[f.Name] = f.Data
+	}
+	for _, b := range []struct {
+		dir   string
+		files map[string][]byte
+	}{{committedBundle, model}, {committedEvalBundle, eval}} {
+		for name, want := range b.files {
+			got, err := os.ReadFile(filepath.Join(b.dir, name))
+			if err != nil {
+				t.Errorf("%v (regenerate: %s)", err, regen)
+				continue
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s/%s is stale or edited: regenerate with %s", filepath.Base(b.dir), name, regen)
+			}
 		}
 	}
 }

@@ -197,11 +197,18 @@ func (w *Worker) succeed(ctx context.Context, log *slog.Logger, l *lease, out ou
 	for _, s := range out.stages {
 		metrics.StageSeconds[s.Stage] += s.Seconds
 	}
+	metrics.SyncConfidence, metrics.SyncOffset = out.res.SyncConfidence, out.res.SyncOffset
+	if out.res.SSIMFrames > 0 {
+		overall, preserved := out.res.SSIMOverall, out.res.SSIMPreserved
+		metrics.SSIM, metrics.SSIMPreserved = &overall, &preserved
+	}
+	warnings := jobWarnings(out.res)
 	err := l.update(ctx, func(j *job.Job) error {
 		if err := j.Apply(job.Succeeded, now); err != nil {
 			return err
 		}
 		j.Metrics, j.OutputKey, j.OutputSize, j.Error = metrics, out.key, out.size, nil
+		j.Warnings = warnings
 		return nil
 	})
 	if err != nil {
@@ -212,8 +219,18 @@ func (w *Worker) succeed(ctx context.Context, log *slog.Logger, l *lease, out ou
 		return w.release(ctx, log, l, w.backoff(l.msg.ReceiveCount), OutcomeRetry)
 	}
 	j := l.current()
-	log.Info("job succeeded", "frames", metrics.Frames, "duration_s", metrics.DurationS,
-		"processing_s", metrics.ProcessingS, "output_bytes", out.size)
+	attrs := []any{"frames", metrics.Frames, "duration_s", metrics.DurationS,
+		"processing_s", metrics.ProcessingS, "output_bytes", out.size}
+	if metrics.SyncConfidence != nil {
+		attrs = append(attrs, "sync_confidence", *metrics.SyncConfidence, "sync_offset", *metrics.SyncOffset)
+	}
+	if metrics.SSIMPreserved != nil {
+		attrs = append(attrs, "ssim", *metrics.SSIM, "ssim_preserved", *metrics.SSIMPreserved)
+	}
+	if len(out.res.Warnings) > 0 {
+		attrs = append(attrs, "warnings", out.res.Warnings)
+	}
+	log.Info("job succeeded", attrs...)
 	w.settle(ctx, log, l.msg, &j)
 	return OutcomeSucceeded
 }
@@ -290,4 +307,19 @@ func (w *Worker) abandon(ctx context.Context, log *slog.Logger, l *lease, out ou
 		log.Warn("job taken over by another worker; leaving it")
 	}
 	return OutcomeLost
+}
+
+// jobWarnings explains the pipeline's warning codes to the client.
+func jobWarnings(res *pipeline.Result) []job.Warning {
+	var out []job.Warning
+	for _, code := range res.Warnings {
+		msg := code
+		switch code {
+		case pipeline.WarnLowPreservation:
+			msg = fmt.Sprintf("the face outside the mouth changed more than expected (SSIM %.3f): "+
+				"the generated mouth may be pasted back in the wrong place", res.SSIMPreserved)
+		}
+		out = append(out, job.Warning{Code: code, Message: msg})
+	}
+	return out
 }

@@ -131,6 +131,9 @@ func TestObserverSeesEveryRunEnd(t *testing.T) {
 				}
 				if r.Result == nil || r.Result.Frames != fakeFrames || r.Job.Metrics == nil {
 					t.Errorf("result %+v metrics %+v, want the pipeline's", r.Result, r.Job.Metrics)
+				} else if c := r.Job.Metrics.SyncConfidence; c == nil || *c != fakeSyncConfidence {
+					// The metrics recorder emits SyncConfidence from this job.
+					t.Errorf("observed job's sync confidence %v, want the pipeline's %v", c, fakeSyncConfidence)
 				}
 			} else if r.Result != nil || r.Stage != "lip-sync" {
 				t.Errorf("result %+v, last stage %q; want no result, stopped in lip-sync", r.Result, r.Stage)

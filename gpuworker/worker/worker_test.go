@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,6 +45,8 @@ type fakePipeline struct {
 	crash bool
 	// hold, when set, is closed by the test to let runs past the first chunk.
 	hold chan struct{}
+	// warnings are the result's warning codes.
+	warnings []string
 
 	started   chan string // job id of every run, as it starts
 	runs      atomic.Int32
@@ -110,8 +113,22 @@ func (f *fakePipeline) run(ctx context.Context, req pipeline.Request) (*pipeline
 	if err := os.WriteFile(req.OutputPath, in, 0o600); err != nil {
 		return nil, err
 	}
-	return &pipeline.Result{Frames: fakeFrames, Width: 320, Height: 240, DurationSeconds: 2, Stages: fakeStages}, nil
+	conf, offset := fakeSyncConfidence, fakeSyncOffset
+	return &pipeline.Result{
+		Frames: fakeFrames, Width: 320, Height: 240, DurationSeconds: 2, Stages: fakeStages,
+		SyncConfidence: &conf, SyncOffset: &offset,
+		SSIMPreserved: fakeSSIMPreserved, SSIMOverall: fakeSSIMOverall, SSIMFrames: 7,
+		Warnings: f.warnings,
+	}, nil
 }
+
+// The fake's quality metrics.
+const (
+	fakeSyncConfidence = 7.25
+	fakeSyncOffset     = -2
+	fakeSSIMPreserved  = 0.875
+	fakeSSIMOverall    = 0.75
+)
 
 // env is one test's service: the real local adapters in a temp dir.
 type env struct {
@@ -385,6 +402,7 @@ func TestSuccess(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	p := newFakePipeline(4)
+	p.warnings = []string{pipeline.WarnLowPreservation}
 	cfg := e.config(p)
 	var mu sync.Mutex
 	var busy []bool
@@ -431,6 +449,31 @@ func TestSuccess(t *testing.T) {
 		t.Errorf("events %+v, want one job.succeeded with the job's view", evs)
 	} else if evs[0].Detail.Metrics == nil || evs[0].Detail.Metrics.Frames != fakeFrames {
 		t.Errorf("event detail metrics %+v, want the job's", evs[0].Detail.Metrics)
+	}
+	// Quality metrics and warnings are stored and in the public view.
+	view, err := json.Marshal(done.View(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub struct {
+		Metrics struct {
+			SyncConfidence *float64 `json:"sync_confidence"`
+			SyncOffset     *int     `json:"sync_offset"`
+			SSIM           *float64 `json:"ssim"`
+			SSIMPreserved  *float64 `json:"ssim_preserved"`
+		} `json:"metrics"`
+		Warnings []job.Warning `json:"warnings"`
+	}
+	if err := json.Unmarshal(view, &pub); err != nil {
+		t.Fatal(err)
+	}
+	pm := pub.Metrics
+	if pm.SyncConfidence == nil || *pm.SyncConfidence != fakeSyncConfidence || pm.SyncOffset == nil || *pm.SyncOffset != fakeSyncOffset ||
+		pm.SSIM == nil || *pm.SSIM != fakeSSIMOverall || pm.SSIMPreserved == nil || *pm.SSIMPreserved != fakeSSIMPreserved {
+		t.Errorf("view metrics %s, want sync %v/%d and SSIM %v/%v", view, fakeSyncConfidence, fakeSyncOffset, fakeSSIMOverall, fakeSSIMPreserved)
+	}
+	if len(pub.Warnings) != 1 || pub.Warnings[0].Code != pipeline.WarnLowPreservation || !strings.Contains(pub.Warnings[0].Message, "0.875") {
+		t.Errorf("view warnings %+v, want one LOW_PRESERVATION naming the SSIM", pub.Warnings)
 	}
 	if p.runs.Load() != 1 {
 		t.Errorf("pipeline ran %d times, want 1", p.runs.Load())

@@ -37,8 +37,10 @@ func TestGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.OutputKey, j.OutputSize = outKey, int64(len(result))
-	j.Metrics = &job.Metrics{SyncConfidence: &conf, Frames: 250, DurationS: 10, ProcessingS: 31.5,
-		StageSeconds: map[string]float64{"04|run-pipeline": 30}}
+	offset, ssim, preserved := -1, 0.82, 0.86
+	j.Metrics = &job.Metrics{SyncConfidence: &conf, SyncOffset: &offset, SSIM: &ssim, SSIMPreserved: &preserved,
+		Frames: 250, DurationS: 10, ProcessingS: 31.5, StageSeconds: map[string]float64{"04|run-pipeline": 30}}
+	j.Warnings = []job.Warning{{Code: "LOW_PRESERVATION", Message: "the face outside the mouth changed"}}
 	if err := e.jobs.Update(t.Context(), j); err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +69,10 @@ func TestGet(t *testing.T) {
 	x.decode(t, &v)
 	if x.status != 200 || v.Status != job.Succeeded || v.Progress != 1 || v.Output == nil || v.Metrics == nil || v.Metrics.Frames != 250 {
 		t.Fatalf("succeeded job: %d %s", x.status, x.body)
+	}
+	if m := v.Metrics; m.SSIMPreserved == nil || *m.SSIMPreserved != preserved || m.SyncOffset == nil || *m.SyncOffset != offset ||
+		len(v.Warnings) != 1 || v.Warnings[0].Code != "LOW_PRESERVATION" {
+		t.Errorf("succeeded job's quality: %s", x.body)
 	}
 	if v.Output.SizeBytes != int64(len(result)) || !v.Output.ExpiresAt.Equal(e.clock.Now().Add(15*time.Minute)) {
 		t.Errorf("output %+v; want %d bytes, URL valid 15 min", v.Output, len(result))

@@ -89,13 +89,23 @@ type Error struct {
 
 // Metrics are measured by the worker.
 type Metrics struct {
-	SyncConfidence *float64           `json:"sync_confidence,omitempty"`
-	SyncOffset     *int               `json:"sync_offset,omitempty"`
-	SSIM           *float64           `json:"ssim,omitempty"`
-	Frames         int                `json:"frames"`
-	DurationS      float64            `json:"duration_s"`
-	ProcessingS    float64            `json:"processing_s"`
-	StageSeconds   map[string]float64 `json:"stage_seconds,omitempty"`
+	SyncConfidence *float64 `json:"sync_confidence,omitempty"`
+	SyncOffset     *int     `json:"sync_offset,omitempty"`
+	// SSIM compares input and output frames over the face; SSIMPreserved
+	// only outside the mouth region, which must not change.
+	SSIM          *float64           `json:"ssim,omitempty"`
+	SSIMPreserved *float64           `json:"ssim_preserved,omitempty"`
+	Frames        int                `json:"frames"`
+	DurationS     float64            `json:"duration_s"`
+	ProcessingS   float64            `json:"processing_s"`
+	StageSeconds  map[string]float64 `json:"stage_seconds,omitempty"`
+}
+
+// Warning is a problem with a succeeded job's output that a client should
+// know about (e.g. LOW_PRESERVATION: the face outside the mouth changed).
+type Warning struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // Input names the two uploads of a job.
@@ -129,6 +139,7 @@ type Job struct {
 	ClientReference string     `json:"client_reference,omitempty"`
 	Error           *Error     `json:"error,omitempty"`
 	Metrics         *Metrics   `json:"metrics,omitempty"`
+	Warnings        []Warning  `json:"warnings,omitempty"`
 	OutputKey       string     `json:"output_key,omitempty"`
 	OutputSize      int64      `json:"output_size,omitempty"`
 	Bundle          string     `json:"bundle,omitempty"` // model bundle version that ran it

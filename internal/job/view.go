@@ -17,6 +17,7 @@ type View struct {
 	ClientReference string            `json:"client_reference,omitempty"`
 	Error           *Error            `json:"error,omitempty"`
 	Metrics         *Metrics          `json:"metrics,omitempty"`
+	Warnings        []Warning         `json:"warnings,omitempty"`
 	Output          *OutputView       `json:"output,omitempty"`
 	Links           map[string]string `json:"links,omitempty"`
 }
@@ -34,7 +35,7 @@ func (j *Job) View(output *OutputView) View {
 	return View{
 		ID: j.ID, Status: j.Status, Stage: j.Stage, Progress: j.Progress,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, StartedAt: j.StartedAt, CompletedAt: j.CompletedAt,
-		Options: j.Options, ClientReference: j.ClientReference, Error: j.Error, Metrics: j.Metrics,
+		Options: j.Options, ClientReference: j.ClientReference, Error: j.Error, Metrics: j.Metrics, Warnings: j.Warnings,
 		Output: output, Links: map[string]string{"self": "/v1/jobs/" + j.ID},
 	}
 }

@@ -39,16 +39,56 @@ func SSIM(a, b *raster.RGB) (float64, error) {
 // too close to the image border for a whole window are skipped, and an error
 // is returned when no window is left.
 func SSIMRect(a, b *raster.RGB, r image.Rectangle) (float64, error) {
-	if err := sameSize(a, b); err != nil {
+	sum, n := 0.0, 0
+	if err := windows(a, b, r, func(_, _ int, s float64) {
+		sum += s
+		n++
+	}); err != nil {
 		return 0, err
+	}
+	return sum / float64(n), nil
+}
+
+// SSIMMasked is SSIMRect over r that also averages, in the same pass, only
+// the windows whose centre pixel (x, y) satisfies keep: kept is the score of
+// that region (e.g. everything outside a mouth mask), all the score of the
+// whole of r. It is an error when keep accepts no window centre.
+func SSIMMasked(a, b *raster.RGB, r image.Rectangle, keep func(x, y int) bool) (kept, all float64, err error) {
+	var keptSum, allSum float64
+	var nKept, nAll int
+	if err := windows(a, b, r, func(x, y int, s float64) {
+		allSum += s
+		nAll++
+		if keep(x, y) {
+			keptSum += s
+			nKept++
+		}
+	}); err != nil {
+		return 0, 0, err
+	}
+	if nKept == 0 {
+		return 0, 0, fmt.Errorf("ssim: the mask keeps none of the %d window centres in %v", nAll, r)
+	}
+	return keptSum / float64(nKept), allSum / float64(nAll), nil
+}
+
+// windows calls visit with the SSIM of every 11x11 window whose centre lies
+// in r and whose pixels all lie in the image, row by row.
+func windows(a, b *raster.RGB, r image.Rectangle, visit func(x, y int, s float64)) error {
+	if err := sameSize(a, b); err != nil {
+		return err
 	}
 	// Centres whose window fits: [half, W-half) x [half, H-half).
 	c := r.Intersect(image.Rect(half, half, a.W-half, a.H-half))
 	if c.Empty() {
-		return 0, fmt.Errorf("ssim: no %dx%d window centred in %v fits a %dx%d image", win, win, r, a.W, a.H)
+		return fmt.Errorf("ssim: no %dx%d window centred in %v fits a %dx%d image", win, win, r, a.W, a.H)
 	}
 	g := gaussian()
-	x, y := luma(a), luma(b)
+	// Luma only where the windows reach: a face's box in a large frame
+	// should not pay for the whole frame.
+	e := c.Inset(-half)
+	x, y := luma(a, e), luma(b, e)
+	lw := e.Dx()
 
 	// Separable filter: horizontal pass over the rows the windows touch,
 	// then a vertical pass per centre. Five moments: x, y, x², y², xy.
@@ -56,10 +96,9 @@ func SSIMRect(a, b *raster.RGB, r image.Rectangle) (float64, error) {
 	cols := c.Dx()
 	h := make([][5]float64, rows*cols)
 	for ry := range rows {
-		py := c.Min.Y - half + ry
 		for cx := range cols {
 			var m [5]float64
-			off := py*a.W + c.Min.X + cx - half
+			off := ry*lw + cx // window's left edge in the luma block
 			for i, w := range g {
 				xv, yv := x[off+i], y[off+i]
 				m[0] += w * xv
@@ -73,7 +112,6 @@ func SSIMRect(a, b *raster.RGB, r image.Rectangle) (float64, error) {
 	}
 	c1 := (k1 * dyn) * (k1 * dyn)
 	c2 := (k2 * dyn) * (k2 * dyn)
-	sum := 0.0
 	for cy := range c.Dy() {
 		for cx := range cols {
 			var m [5]float64
@@ -85,10 +123,10 @@ func SSIMRect(a, b *raster.RGB, r image.Rectangle) (float64, error) {
 			}
 			mx, my := m[0], m[1]
 			vx, vy, cov := m[2]-mx*mx, m[3]-my*my, m[4]-mx*my
-			sum += (2*mx*my + c1) * (2*cov + c2) / ((mx*mx + my*my + c1) * (vx + vy + c2))
+			visit(c.Min.X+cx, c.Min.Y+cy, (2*mx*my+c1)*(2*cov+c2)/((mx*mx+my*my+c1)*(vx+vy+c2)))
 		}
 	}
-	return sum / float64(c.Dx()*c.Dy()), nil
+	return nil
 }
 
 func sameSize(a, b *raster.RGB) error {
@@ -123,11 +161,14 @@ func gaussian() [win]float64 {
 	return g
 }
 
-func luma(m *raster.RGB) []float64 {
-	out := make([]float64, m.W*m.H)
-	for i := range out {
-		p := m.Pix[3*i : 3*i+3]
-		out[i] = 0.299*float64(p[0]) + 0.587*float64(p[1]) + 0.114*float64(p[2])
+// luma is the Y plane of m over rectangle r (inside m), row-major.
+func luma(m *raster.RGB, r image.Rectangle) []float64 {
+	out := make([]float64, 0, r.Dx()*r.Dy())
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		row := m.Pix[m.Offset(r.Min.X, y):m.Offset(r.Max.X, y)]
+		for i := 0; i < len(row); i += 3 {
+			out = append(out, 0.299*float64(row[i])+0.587*float64(row[i+1])+0.114*float64(row[i+2]))
+		}
 	}
 	return out
 }
