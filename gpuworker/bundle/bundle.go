@@ -62,7 +62,7 @@ func Load(ctx context.Context, rt *infer.Runtime, dir string) (*Bundle, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := verifyFile(dir, m.Models[name]); err != nil {
+		if err := VerifyFile(dir, m.Models[name]); err != nil {
 			return nil, err
 		}
 	}
@@ -75,7 +75,7 @@ func Load(ctx context.Context, rt *infer.Runtime, dir string) (*Bundle, error) {
 			return nil, joberr.Wrap(joberr.ModelUnavailable, err, "bundle %s: cannot load %s", dir, spec.File)
 		}
 		b.sessions = append(b.sessions, s)
-		if err := checkIO(spec, s); err != nil {
+		if err := CheckIO(spec, s); err != nil {
 			b.Close()
 			return nil, joberr.Wrap(joberr.ModelUnavailable, err, "bundle %s: %s does not match the manifest: %v", dir, spec.File, err)
 		}
@@ -99,27 +99,39 @@ func Load(ctx context.Context, rt *infer.Runtime, dir string) (*Bundle, error) {
 
 // ReadManifest parses and validates dir/manifest.json.
 func ReadManifest(dir string) (*Manifest, error) {
-	path := filepath.Join(dir, "manifest.json")
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "no model bundle at %s: manifest.json is missing", dir)
-	}
-	if err != nil {
-		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "read %s", path)
-	}
 	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "%s is not a valid manifest: %v", path, err)
-	}
-	if err := m.Validate(); err != nil {
-		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "%s: %v", path, err)
+	if err := ReadStrict(dir, "model bundle", &m); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
 
-func verifyFile(dir string, spec Model) error {
+// ReadStrict decodes dir/manifest.json into m, refusing unknown fields, and
+// validates it; every failure is MODEL_UNAVAILABLE. what names the bundle
+// kind in messages ("model bundle", "evaluation bundle").
+func ReadStrict(dir, what string, m interface{ Validate() error }) error {
+	path := filepath.Join(dir, "manifest.json")
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return joberr.Wrap(joberr.ModelUnavailable, err, "no %s at %s: manifest.json is missing", what, dir)
+	}
+	if err != nil {
+		return joberr.Wrap(joberr.ModelUnavailable, err, "read %s", path)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(m); err != nil {
+		return joberr.Wrap(joberr.ModelUnavailable, err, "%s is not a valid manifest: %v", path, err)
+	}
+	if err := m.Validate(); err != nil {
+		return joberr.Wrap(joberr.ModelUnavailable, err, "%s: %v", path, err)
+	}
+	return nil
+}
+
+// VerifyFile checks a model file against its manifest sha256; every failure
+// is MODEL_UNAVAILABLE naming the file. The evaluation bundle shares it.
+func VerifyFile(dir string, spec Model) error {
 	f, err := os.Open(filepath.Join(dir, spec.File))
 	if errors.Is(err, fs.ErrNotExist) {
 		return joberr.Wrap(joberr.ModelUnavailable, err, "bundle %s: model file %s is missing", dir, spec.File)
@@ -138,11 +150,11 @@ func verifyFile(dir string, spec Model) error {
 	return nil
 }
 
-// checkIO compares a session's declared tensors with the manifest: same
+// CheckIO compares a session's declared tensors with the manifest: same
 // names in the same order, same dtypes, and compatible shapes (a fixed
 // manifest dimension must be that size or dynamic in the model; a symbolic
 // one must be dynamic).
-func checkIO(spec Model, s *infer.Session) error {
+func CheckIO(spec Model, s *infer.Session) error {
 	if err := matchTensors("input", spec.Inputs, s.Inputs()); err != nil {
 		return err
 	}

@@ -5,17 +5,12 @@
 package evalbundle
 
 import (
-	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/latentsync/latentsync-service/gpuworker/bundle"
-	"github.com/latentsync/latentsync-service/internal/joberr"
 )
 
 // FormatVersion is the evaluation manifest format this package reads and writes.
@@ -145,22 +140,9 @@ func fixedAfterBatch(shape []bundle.Dim, rank int) ([]int64, bool) {
 // ReadManifest parses and validates dir/manifest.json. Every failure is
 // MODEL_UNAVAILABLE.
 func ReadManifest(dir string) (*Manifest, error) {
-	path := filepath.Join(dir, ManifestFile)
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "no evaluation bundle at %s: manifest.json is missing", dir)
-	}
-	if err != nil {
-		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "read %s", path)
-	}
 	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "%s is not a valid evaluation manifest: %v", path, err)
-	}
-	if err := m.Validate(); err != nil {
-		return nil, joberr.Wrap(joberr.ModelUnavailable, err, "%s: %v", path, err)
+	if err := bundle.ReadStrict(dir, "evaluation bundle", &m); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
