@@ -17,6 +17,7 @@ import (
 
 	"github.com/latentsync/latentsync-service/internal/awsenv"
 	"github.com/latentsync/latentsync-service/internal/notify"
+	"github.com/latentsync/latentsync-service/internal/validate/s3event"
 )
 
 func TestFunctions(t *testing.T) {
@@ -30,7 +31,7 @@ func TestFunctions(t *testing.T) {
 		image    bool // a container image (it ships ffprobe), not a zip
 	}{
 		{"ApiFunction", []string{awsenv.EventBusName, awsenv.JobsTable, awsenv.OutputsBucket, awsenv.UploadsBucket}, nil, false, false},
-		{"ValidateFunction", []string{awsenv.EventBusName, awsenv.JobsQueueURL, awsenv.JobsTable, awsenv.ModelBundle, awsenv.UploadsBucket}, 20.0, true, true},
+		{"ValidateFunction", []string{awsenv.EventBusName, awsenv.JobsQueueURL, awsenv.JobsTable, awsenv.MalwareScanning, awsenv.ModelBundle, awsenv.UploadsBucket}, 20.0, true, true},
 		{"NotifyFunction", []string{notify.SecretEnv}, 10.0, true, false},
 	} {
 		t.Run(tc.prefix, func(t *testing.T) {
@@ -195,4 +196,59 @@ func TestValidateImageAsset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Validation judges an upload by GuardDuty's verdict, and GuardDuty's scan
+// result for an upload re-runs validation as soon as the verdict exists.
+func TestValidateWaitsForMalwareVerdict(t *testing.T) {
+	s := stackUnderTest(t)
+	_, fn := s.one(t, "AWS::Lambda::Function", "ValidateFunction")
+	if got := get(fn.Properties, "Environment", "Variables", awsenv.MalwareScanning); got != awsenv.ScanningGuardDuty {
+		t.Errorf("%s = %v, want %q", awsenv.MalwareScanning, got, awsenv.ScanningGuardDuty)
+	}
+	uploads, _ := s.one(t, "AWS::S3::Bucket", "StorageUploads")
+	validateAlias, _ := s.one(t, "AWS::Lambda::Alias", "ValidateFunctionLive")
+	failures, _ := s.one(t, "AWS::SQS::Queue", "MessagingAsyncFailures")
+	var rules []string
+	for _, id := range s.ofType("AWS::Events::Rule", "") {
+		if get(s.resources[id].Properties, "EventPattern", "source", 0) == s3event.GuardDutySource {
+			rules = append(rules, id)
+		}
+	}
+	if len(rules) != 1 {
+		t.Fatalf("rules on GuardDuty events %v, want exactly one", rules)
+	}
+	p := s.resources[rules[0]].Properties
+	// GuardDuty publishes to the default bus only.
+	if bus := p["EventBusName"]; bus != nil {
+		t.Errorf("scan-result rule on bus %v, want the default bus", bus)
+	}
+	want := map[string]any{
+		"source":      []any{s3event.GuardDutySource},
+		"detail-type": []any{s3event.ScanResultDetailType},
+		"detail": map[string]any{"s3ObjectDetails": map[string]any{
+			"bucketName": []any{ref(uploads)},
+			"objectKey":  []any{map[string]any{"prefix": UploadsPrefix}},
+		}},
+	}
+	if got := p["EventPattern"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("event pattern %s, want %s", jsonString(got), jsonString(want))
+	}
+	has(t, "scan results -> validate alias, failures to the async-failure queue", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+			"EventPattern": assertions.Match_ObjectLike(&map[string]any{"source": []any{s3event.GuardDutySource}}),
+			"Targets": []any{assertions.Match_ObjectLike(&map[string]any{
+				"Arn":              ref(validateAlias),
+				"DeadLetterConfig": map[string]any{"Arn": map[string]any{"Fn::GetAtt": []any{failures, "Arn"}}},
+			})},
+		})
+	})
+	has(t, "EventBridge may invoke the validate alias for the rule", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
+			"Action":       "lambda:InvokeFunction",
+			"FunctionName": ref(validateAlias),
+			"Principal":    "events.amazonaws.com",
+			"SourceArn":    map[string]any{"Fn::GetAtt": []any{rules[0], "Arn"}},
+		})
+	})
 }

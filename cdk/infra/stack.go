@@ -25,6 +25,7 @@ import (
 	"github.com/latentsync/latentsync-service/internal/awsenv"
 	"github.com/latentsync/latentsync-service/internal/job"
 	"github.com/latentsync/latentsync-service/internal/notify"
+	"github.com/latentsync/latentsync-service/internal/validate/s3event"
 )
 
 // NewStack builds the whole service for one environment.
@@ -67,6 +68,8 @@ func NewStack(scope constructs.Construct, id string, cfg Config, props *awscdk.S
 			awsenv.JobsTable: table.TableName(), awsenv.UploadsBucket: storage.Uploads.BucketName(),
 			awsenv.JobsQueueURL: msg.Jobs.QueueUrl(), awsenv.EventBusName: msg.Bus.EventBusName(),
 			awsenv.ModelBundle: jsii.String(cfg.ModelBundleVersion),
+			// Judge an upload only once GuardDuty has tagged its verdict.
+			awsenv.MalwareScanning: jsii.String(awsenv.ScanningGuardDuty),
 		},
 		timeout: awscdk.Duration_Minutes(jsii.Number(2)), memoryMB: 1024,
 		// Uploads arrive in bursts; the job table and queue need no more.
@@ -79,6 +82,26 @@ func NewStack(scope constructs.Construct, id string, cfg Config, props *awscdk.S
 	msg.Bus.GrantPutEventsTo(validate.Fn, nil)
 	storage.Uploads.AddEventNotification(awss3.EventType_OBJECT_CREATED, awss3notifications.NewLambdaDestination(validate.Alias),
 		&awss3.NotificationKeyFilter{Prefix: jsii.String(UploadsPrefix)})
+	// GuardDuty reports each scan on the default bus. An upload whose scan
+	// outlasts the notification's first try is validated again the moment
+	// its verdict exists, rather than on a retry minutes later.
+	awsevents.NewRule(stack, jsii.String("UploadScanResults"), &awsevents.RuleProps{
+		Description: jsii.String("GuardDuty malware scan results of uploads to the validate function"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings(s3event.GuardDutySource),
+			DetailType: jsii.Strings(s3event.ScanResultDetailType),
+			Detail: &map[string]any{
+				"s3ObjectDetails": map[string]any{
+					"bucketName": []any{storage.Uploads.BucketName()},
+					"objectKey":  []any{map[string]any{"prefix": UploadsPrefix}},
+				},
+			},
+		},
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(validate.Alias, &awseventstargets.LambdaFunctionProps{
+			DeadLetterQueue: msg.AsyncFailures,
+			RetryAttempts:   jsii.Number(2),
+		})},
+	})
 	// The same function expires jobs whose uploads never arrived and re-sends
 	// a queue message lost between its send and the queued write.
 	awsevents.NewRule(stack, jsii.String("UploadSweep"), &awsevents.RuleProps{

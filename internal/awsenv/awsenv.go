@@ -34,7 +34,14 @@ const (
 	ModelBundle    = "MODEL_BUNDLE_VERSION"
 	S3PathStyle    = "S3_FORCE_PATH_STYLE"    // emulators only
 	PrivateWebhook = "ALLOW_PRIVATE_WEBHOOKS" // tests only: the notify function never does in production
+	// MalwareScanning names the scanner whose verdict validation waits for:
+	// ScanningGuardDuty, or unset for none.
+	MalwareScanning = "MALWARE_SCANNING"
 )
+
+// ScanningGuardDuty is MalwareScanning's value when GuardDuty Malware
+// Protection for S3 scans the uploads bucket.
+const ScanningGuardDuty = "guardduty"
 
 // Env is the loaded configuration.
 type Env struct {
@@ -96,6 +103,12 @@ func (e *Env) Queue(url string) *awsadapters.Queue {
 // Events publishes job events to EventBridge.
 func (e *Env) Events(bus string) *awsadapters.Publisher {
 	return awsadapters.NewPublisher(eventbridge.NewFromConfig(e.AWS), bus)
+}
+
+// MalwareScreener reads GuardDuty's scan verdicts from object tags.
+func (e *Env) MalwareScreener() *awsadapters.MalwareScreener {
+	pathStyle := e.Flag(S3PathStyle)
+	return awsadapters.NewMalwareScreener(s3.NewFromConfig(e.AWS, func(o *s3.Options) { o.UsePathStyle = pathStyle }))
 }
 
 // Mailer sends email through SES.

@@ -68,11 +68,16 @@ type Publisher interface {
 	Publish(ctx context.Context, e job.Event) error
 }
 
+// ErrVerdictPending is what a Screener returns (wrapped) when the scan has
+// not finished: the event is dropped without error, because the scanner's
+// result event triggers validation again.
+var ErrVerdictPending = errors.New("malware scan verdict pending")
+
 // Screener vets an upload before anything reads it. It is the extension
 // point for a malware scan verdict (GuardDuty Malware Protection for S3 tags
 // the object with GuardDutyMalwareScanStatus): return a *joberr.Error with
-// joberr.MalwareDetected to fail the job; any other error retries the event
-// (e.g. the scan has not finished yet).
+// joberr.MalwareDetected to fail the job, ErrVerdictPending while the scan
+// runs; any other error retries the event.
 type Screener interface {
 	Screen(ctx context.Context, u Upload) error
 }
@@ -203,6 +208,12 @@ func (v *Validator) Handle(ctx context.Context, u Upload) error {
 	case errors.As(err, &bad):
 		log.InfoContext(ctx, "upload rejected", "code", string(bad.Code), "reason", err.Error())
 		return v.fail(ctx, log, j, bad)
+	case errors.Is(err, ErrVerdictPending):
+		// The scanner's own result event validates the upload again once the
+		// verdict exists; retrying this event would only page someone when a
+		// scan is slow.
+		log.InfoContext(ctx, "malware scan not finished; waiting for its result event", "reason", err.Error())
+		return nil
 	case errors.Is(err, blob.ErrNotFound):
 		// Deleted after the event; a new upload brings a new event,
 		// otherwise the job expires.

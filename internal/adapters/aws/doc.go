@@ -1,7 +1,9 @@
 // Package aws holds the AWS adapters of the portable contracts, built on
 // AWS SDK v2 clients: JobStore (jobstore.Store on DynamoDB), BlobStore
 // (blob.Store on S3), Queue (queue.Queue on SQS), Publisher
-// (eventbus.Publisher on EventBridge) and Mailer (email through SES v2).
+// (eventbus.Publisher on EventBridge), Mailer (email through SES v2) and
+// MalwareScreener (validate.Screener on the object tags GuardDuty Malware
+// Protection for S3 writes).
 // Constructors take SDK clients and resource names; endpoints come from the
 // SDK's standard configuration (AWS_ENDPOINT_URL_DYNAMODB, _S3, _SQS, ...),
 // so the same code talks to AWS or to an emulator.

@@ -1,5 +1,6 @@
 // Package s3event adapts the S3 notifications the validate Lambda receives,
-// directly or through an SQS queue, to validate.Upload.
+// directly or through an SQS queue, and GuardDuty's malware scan results to
+// validate.Upload.
 package s3event
 
 import (
