@@ -15,7 +15,7 @@ import (
 // timings sort in order).
 const (
 	StageDownload = "00|download-inputs"
-	StageUpload   = "12|upload-output"
+	StageUpload   = "14|upload-output" // after the pipeline's last stage, 13|ssim
 )
 
 // handle processes one delivery. Every outcome ends in exactly one of:
