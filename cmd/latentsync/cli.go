@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -94,4 +95,18 @@ func oneLine(s string) string {
 		out = append(out, r)
 	}
 	return string(out)
+}
+
+// printer is a command's result: a table for people, JSON for scripts.
+type printer interface{ print(io.Writer) }
+
+// emit writes a command's result to stdout as indented JSON or as its table.
+func emit(env environment, asJSON bool, r printer) error {
+	if !asJSON {
+		r.print(env.stdout)
+		return nil
+	}
+	enc := json.NewEncoder(env.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }

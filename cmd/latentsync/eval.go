@@ -99,15 +99,9 @@ func evalCommand(ctx context.Context, args []string, env environment) int {
 	if report.All, err = scorePair("all", merge(inputs), merge(outputs)); err != nil {
 		return reportError(env, err)
 	}
-	if f.jsonReport {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
-			return reportError(env, err)
-		}
-		return exitOK
+	if err := emit(env, f.jsonReport, report); err != nil {
+		return reportError(env, err)
 	}
-	report.print(env.stdout)
 	return exitOK
 }
 

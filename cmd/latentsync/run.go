@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -99,15 +98,9 @@ func runCommand(ctx context.Context, args []string, env environment) int {
 	if res.SSIMFrames > 0 {
 		report.Quality.SSIMOverall, report.Quality.SSIMPreserved = &res.SSIMOverall, &res.SSIMPreserved
 	}
-	if f.jsonReport {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
-			return reportError(env, err)
-		}
-		return exitOK
+	if err := emit(env, f.jsonReport, report); err != nil {
+		return reportError(env, err)
 	}
-	report.print(env.stdout)
 	return exitOK
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -153,14 +152,8 @@ func smokeCommand(ctx context.Context, args []string, env environment) int {
 		report.Clips = append(report.Clips, r)
 		report.Passed = report.Passed && len(r.Failures) == 0
 	}
-	if f.jsonReport {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
-			return reportError(env, err)
-		}
-	} else {
-		report.print(env.stdout)
+	if err := emit(env, f.jsonReport, report); err != nil {
+		return reportError(env, err)
 	}
 	if !report.Passed {
 		return exitThreshold
