@@ -9,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/latentsync/latentsync-service/internal/syncbuf"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -86,19 +87,6 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
-// syncBuffer collects the worker's log while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // logLines parses the JSON log, failing on any line that is not JSON.
 func logLines(t *testing.T, out string) []map[string]any {
 	t.Helper()
@@ -149,7 +137,7 @@ func awsEnv(t *testing.T, f *awstest.Fauxqs, version string) string {
 func TestMissingBundleExitsDistinctly(t *testing.T) {
 	f := awstest.StartFauxqs(t)
 	awsEnv(t, f, "v-not-published")
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	code := run(ctx, nil, os.Getenv, &out)
@@ -202,7 +190,7 @@ func TestReadyThenStop(t *testing.T) {
 		}
 	}
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan int, 1)
@@ -231,7 +219,7 @@ func TestReadyThenStop(t *testing.T) {
 	if err != nil || !st.Ready || st.BundleVersion != version || st.Provider == "" {
 		t.Errorf("health %+v, %v: want ready on %s with a provider", st, err, version)
 	}
-	if code := run(t.Context(), []string{"healthcheck"}, os.Getenv, &syncBuffer{}); code != ExitOK {
+	if code := run(t.Context(), []string{"healthcheck"}, os.Getenv, &syncbuf.Buffer{}); code != ExitOK {
 		t.Errorf("healthcheck exit code %d, want 0", code)
 	}
 
@@ -244,7 +232,7 @@ func TestReadyThenStop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("worker did not stop\n%s", out.String())
 	}
-	if code := run(t.Context(), []string{"healthcheck"}, os.Getenv, &syncBuffer{}); code != ExitFailure {
+	if code := run(t.Context(), []string{"healthcheck"}, os.Getenv, &syncbuf.Buffer{}); code != ExitFailure {
 		t.Errorf("healthcheck of a stopped worker: exit code %d, want %d", code, ExitFailure)
 	}
 	var warm bool

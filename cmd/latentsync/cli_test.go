@@ -60,10 +60,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 			if code != c.exit {
 				t.Errorf("exit %d, want %d; stderr: %s", code, c.exit, stderr.String())
 			}
-			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "latentsync: ") || !strings.Contains(lines[0], c.want) {
-				t.Errorf("stderr %q: want one line containing %q", stderr.String(), c.want)
-			}
+			requireOneLineError(t, stderr.String(), c.want)
 			if _, err := os.Stat(out); err == nil {
 				t.Error("an output was written")
 			}
@@ -107,5 +104,15 @@ func TestRunReportsJSON(t *testing.T) {
 	}
 	if stderr.Len() != 0 {
 		t.Errorf("stderr not empty: %q", stderr.String())
+	}
+}
+
+// requireOneLineError checks the CLI's error contract: exactly one line,
+// "latentsync: CODE: message", naming the problem.
+func requireOneLineError(t *testing.T, stderr, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "latentsync: ") || !strings.Contains(lines[0], want) {
+		t.Errorf("stderr %q: want one line containing %q", stderr, want)
 	}
 }

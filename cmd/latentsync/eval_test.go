@@ -139,10 +139,7 @@ func TestEvalRejectsBadInput(t *testing.T) {
 			if code != c.exit {
 				t.Errorf("exit %d, want %d; stderr: %s", code, c.exit, stderr.String())
 			}
-			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "latentsync: ") || !strings.Contains(lines[0], c.want) {
-				t.Errorf("stderr %q: want one line containing %q", stderr.String(), c.want)
-			}
+			requireOneLineError(t, stderr.String(), c.want)
 		})
 	}
 }

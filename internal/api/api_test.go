@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latentsync/latentsync-service/internal/syncbuf"
+
 	"github.com/latentsync/latentsync-service/internal/adapters/local"
 	"github.com/latentsync/latentsync-service/internal/api"
 	"github.com/latentsync/latentsync-service/internal/fakeclock"
@@ -37,7 +39,7 @@ type env struct {
 	bus   *local.EventBus
 	clock *fakeclock.Clock // tests move it, so deadlines and URL expiry are exact
 	spec  *spec
-	logs  *syncBuffer
+	logs  *syncbuf.Buffer
 	h     *api.Handler
 
 	mu        sync.Mutex
@@ -54,7 +56,7 @@ type options struct {
 func newEnv(t *testing.T, o options) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{clock: fakeclock.New(t0), spec: loadSpec(t), logs: &syncBuffer{}}
+	e := &env{clock: fakeclock.New(t0), spec: loadSpec(t), logs: &syncbuf.Buffer{}}
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
@@ -275,21 +277,4 @@ func (e *env) setStatus(t *testing.T, id string, path ...job.Status) *job.Job {
 		t.Fatal(err)
 	}
 	return j
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

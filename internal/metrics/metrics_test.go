@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latentsync/latentsync-service/internal/syncbuf"
+
 	"github.com/latentsync/latentsync-service/internal/job"
 	"github.com/latentsync/latentsync-service/internal/joberr"
 	"github.com/latentsync/latentsync-service/internal/metrics"
@@ -409,7 +411,7 @@ func TestRunGPU(t *testing.T) {
 	t.Parallel()
 	t.Run("records every GPU until the context ends", func(t *testing.T) {
 		t.Parallel()
-		var buf syncBuffer
+		var buf syncbuf.Buffer
 		r, err := metrics.NewRecorder(metrics.NewWriter(&buf, ""))
 		if err != nil {
 			t.Fatal(err)
@@ -446,21 +448,4 @@ func TestRunGPU(t *testing.T) {
 			t.Errorf("recorded without a GPU: %s", buf.String())
 		}
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

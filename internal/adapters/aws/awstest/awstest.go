@@ -12,7 +12,6 @@ package awstest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -23,10 +22,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latentsync/latentsync-service/internal/syncbuf"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -118,27 +118,9 @@ func freePort() (int, error) {
 // process is a started emulator.
 type process struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed when the process exited
-	err  error         // Wait's result, set before done closes
-}
-
-// syncBuffer collects the emulator's output for failure reports.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	out  *syncbuf.Buffer // the emulator's output, for failure reports
+	done chan struct{}   // closed when the process exited
+	err  error           // Wait's result, set before done closes
 }
 
 // startTimeout bounds one emulator start (the JVM takes ~2 s here, more on
@@ -174,7 +156,7 @@ func start(t testing.TB, name, ready string, cmdFor func(port int) *exec.Cmd) in
 }
 
 func launch(cmd *exec.Cmd, ready string) (*process, error) {
-	p := &process{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
